@@ -1,0 +1,164 @@
+//! Tables for glob entries of `allowedDomains` (`*` spans labels, as in Vault),
+//! localhost/localdomain, and `allowAnyName`.
+
+use super::super::NameKind::DnsName as Dns;
+use super::super::Problem;
+use super::*;
+
+#[test]
+fn glob_domains() {
+    let n = run(vec![
+        case(
+            "glob_matches_one_label",
+            role(&["*.foo"]).glob(),
+            dns(&["bar.foo"]),
+            only_dns(&["bar.foo"]),
+        ),
+        case(
+            "glob_star_spans_labels",
+            role(&["*.foo"]).glob(),
+            dns(&["baz.fud.bar.foo"]),
+            only_dns(&["baz.fud.bar.foo"]),
+        ),
+        case(
+            "glob_does_not_match_its_base",
+            role(&["*.foo"]).glob().sub(),
+            dns(&["foo"]),
+            Want::Denied(Dns),
+        ),
+        case(
+            "glob_entry_without_glob_switch_matches_nothing",
+            role(&["*.foo"]).bare().sub(),
+            dns(&["bar.foo"]),
+            Want::Denied(Dns),
+        ),
+        case(
+            "inner_glob_matches",
+            role(&["x*x.foo"]).glob(),
+            dns(&["xyx.foo"]),
+            only_dns(&["xyx.foo"]),
+        ),
+        case(
+            "inner_glob_may_match_empty",
+            role(&["x*x.foo"]).glob(),
+            dns(&["xx.foo"]),
+            only_dns(&["xx.foo"]),
+        ),
+        case(
+            "inner_glob_anchored_at_both_ends",
+            role(&["x*x.foo"]).glob(),
+            dns(&["xercex.bar.foo"]),
+            Want::Denied(Dns),
+        ),
+        case(
+            "prefix_glob_matches",
+            role(&["api-*.example.com"]).glob(),
+            dns(&["api-eu.example.com"]),
+            only_dns(&["api-eu.example.com"]),
+        ),
+        case(
+            "prefix_glob_keeps_its_suffix",
+            role(&["api-*.example.com"]).glob(),
+            dns(&["api-eu.evil.com"]),
+            Want::Denied(Dns),
+        ),
+        case(
+            "uppercase_glob_entry_matches",
+            role(&["*.FOO"]).glob(),
+            dns(&["bar.foo"]),
+            only_dns(&["bar.foo"]),
+        ),
+        case(
+            "glob_and_subdomains_do_not_layer",
+            role(&["x*x.foo"]).glob().sub(),
+            dns(&["a.xyx.foo"]),
+            Want::Denied(Dns),
+        ),
+        case(
+            "templated_glob_matches",
+            role(&["*.{{namespace}}.svc"]).glob(),
+            dns(&["a.b.default.svc"]),
+            only_dns(&["a.b.default.svc"]),
+        ),
+    ]);
+    assert_eq!(n, 12);
+}
+
+#[test]
+fn localhost_and_any_name() {
+    let n = run(vec![
+        case(
+            "localhost_allowed",
+            role(&[]).localhost(),
+            dns(&["localhost"]),
+            only_dns(&["localhost"]),
+        ),
+        case(
+            "localdomain_allowed_as_vault",
+            role(&[]).localhost(),
+            dns(&["localdomain"]),
+            only_dns(&["localdomain"]),
+        ),
+        case(
+            "localhost_normalised",
+            role(&[]).localhost(),
+            dns(&["LOCALHOST."]),
+            only_dns(&["localhost"]),
+        ),
+        case(
+            "localhost_denied_when_off",
+            role(&["a.com"]).sub(),
+            dns(&["localhost"]),
+            Want::Denied(Dns),
+        ),
+        case(
+            "below_localhost_needs_subdomains",
+            role(&[]).localhost(),
+            dns(&["x.localhost"]),
+            Want::Denied(Dns),
+        ),
+        case(
+            "below_localhost_with_subdomains",
+            role(&[]).localhost().sub(),
+            dns(&["x.localhost"]),
+            only_dns(&["x.localhost"]),
+        ),
+        case(
+            "localhost_suffix_trick_denied",
+            role(&[]).localhost().sub(),
+            dns(&["notlocalhost"]),
+            Want::Denied(Dns),
+        ),
+        case(
+            "localhost_as_prefix_denied",
+            role(&[]).localhost().sub(),
+            dns(&["localhost.evil.com"]),
+            Want::Denied(Dns),
+        ),
+        case(
+            "any_name_allows_unrelated_name",
+            role(&[]).any(),
+            dns(&["anything.example.org"]),
+            only_dns(&["anything.example.org"]),
+        ),
+        case(
+            "any_name_allows_single_label",
+            role(&[]).any(),
+            dns(&["myhost"]),
+            only_dns(&["myhost"]),
+        ),
+        case(
+            "any_name_still_enforces_hostnames",
+            role(&[]).any(),
+            dns(&["_x.example.org"]),
+            Want::Invalid(Dns, Problem::Underscore),
+        ),
+        case(
+            "any_name_without_enforcement_allows_underscore",
+            role(&[]).any().loose(),
+            dns(&["_x.example.org"]),
+            only_dns(&["_x.example.org"]),
+        ),
+    ]);
+    assert_eq!(n, 12);
+}
