@@ -1,0 +1,69 @@
+# shellcheck shell=bash disable=SC2034 # the variables are used by the sourcing scripts
+# Shared settings and helpers for e2e/cluster/{install-deps,up,down,ci-smoke}.
+# Sourced, not executed. Everything here is derived from files in this folder,
+# so install-deps and up always agree on where the cached binaries are.
+
+E2E_CLUSTER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+E2E_REPO_ROOT="$(cd "$E2E_CLUSTER_DIR/../.." && pwd)"
+
+# Caches (outside the repo, survive `down`): binaries, images, Go caches.
+E2E_CACHE="${TLSMINT_E2E_CACHE:-/var/cache/tlsmint-e2e}"
+# Per-cluster state (PKI, data, logs, containerd/kubelet roots). `down` removes it.
+E2E_STATE="${TLSMINT_E2E_STATE:-/tmp/tlsmint-e2e}"
+
+# Versions come from the pinned Go modules under go/.
+K8S_VERSION="$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" { print $3 }' "$E2E_CLUSTER_DIR/go/kubernetes/go.mod")"
+HELM_VERSION="$(awk '$1 == "require" && $2 == "helm.sh/helm/v3" { print $3 }' "$E2E_CLUSTER_DIR/go/helm/go.mod")"
+ETCD_VERSION="$(awk '$1 == "require" && $2 == "go.etcd.io/etcd/server/v3" { print $3 }' "$E2E_CLUSTER_DIR/go/etcd/go.mod")"
+
+# Image names. Never :latest (pods use imagePullPolicy Never/IfNotPresent and
+# nothing can ever be pulled).
+PAUSE_IMAGE="tlsmint.local/pause:1.0"
+BUSYBOX_IMAGE_REPO="tlsmint.local/busybox"
+
+# Hash of the files that determine the build: a change in any of them gives a
+# new cache folder, so stale binaries are never reused.
+e2e_hash() {
+	(cd "$E2E_CLUSTER_DIR" && cat -- "$@" | sha256sum | cut -c1-12)
+}
+
+E2E_BIN_KEY="$(e2e_hash go/kubernetes/go.mod go/kubernetes/go.sum go/helm/go.mod go/helm/go.sum go/etcd/go.mod go/etcd/go.sum go/etcd/main.go build.env)"
+# K8S_BIN: kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
+# kubectl, helm, etcd.
+E2E_BIN_DIR="$E2E_CACHE/bin-k8s-$K8S_VERSION-$E2E_BIN_KEY"
+E2E_IMAGES_KEY="$(e2e_hash mkimage.py images/pause.c build.env)"
+E2E_IMAGES_DIR="$E2E_CACHE/images-$E2E_IMAGES_KEY"
+
+# Fixed loopback ports of the cluster.
+ETCD_PORT="${TLSMINT_E2E_ETCD_PORT:-2379}"
+ETCD_PEER_PORT="${TLSMINT_E2E_ETCD_PEER_PORT:-2380}"
+APISERVER_PORT=6443
+KCM_PORT=10257
+SCHEDULER_PORT=10259
+KUBELET_PORT=10250
+KUBELET_HEALTHZ_PORT=10248
+
+E2E_START_SECONDS="${E2E_START_SECONDS:-$SECONDS}"
+
+# All human-readable output goes to stderr; stdout is reserved for results.
+log() {
+	printf '[e2e %3ss] %s\n' "$((SECONDS - E2E_START_SECONDS))" "$*" >&2
+}
+
+die() {
+	printf '[e2e] ERROR: %s\n' "$*" >&2
+	exit 1
+}
+
+# Runs "$@" up to $1 seconds until it succeeds (quietly).
+wait_for() {
+	local timeout="$1"
+	shift
+	local deadline=$((SECONDS + timeout))
+	until "$@" >/dev/null 2>&1; do
+		if ((SECONDS >= deadline)); then
+			return 1
+		fi
+		sleep 0.2
+	done
+}
