@@ -95,7 +95,20 @@
 //! needs `{{serviceAccount}}` does not apply to a caller without one (a
 //! CertificateRequest object, checked by namespace only). Unknown variables or
 //! unbalanced braces are reported by [`Policy::validate`]; [`Policy::check`]
-//! never relies on it and treats such entries as matching nothing.
+//! never relies on it and treats such entries as matching nothing. Templates are
+//! always active: Vault needs `allowed_domains_template` /
+//! `allowed_uri_sans_template` switches, but braces can never be part of a valid
+//! name or URI, so there is nothing to switch off. There is no equivalent of
+//! OpenBao's `allow_globs_in_identity_templates`: a value can never bring a `*`.
+//!
+//! **Email globs.** Vault matches a glob entry against the whole email address;
+//! we match it against the domain part only, like the bare and subdomain rules.
+//!
+//! **Order and limits.** Names are checked CN first, then DNS names, IPs and
+//! URIs in request order; the first failure is returned and nothing is issued.
+//! [`MAX_NAMES`] counts the raw entries, before dedupe. DNS names are limited to
+//! [`MAX_DNS_NAME`] bytes after normalisation (raw input over 1024 bytes is
+//! refused before any work), IP text to 45 bytes, URIs to [`MAX_URI_BYTES`].
 //!
 //! **Messages** name the role, the field, and the offending value (escaped, at
 //! most 256 characters, then `…`), and say what the role allows.
