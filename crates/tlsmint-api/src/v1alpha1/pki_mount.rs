@@ -1,0 +1,397 @@
+//! The `PkiMount` kind: a certificate authority, like a Vault `pki/` mount.
+//!
+//! Owns the spec and status types, their defaults and `validate()`. It must not create keys or
+//! certificates, nor read Secrets: the operator's `pki_mount` controller does that.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{DistinguishedName, KeySpec, NameReference, SecretReference};
+use super::defaults;
+use super::validation::{ValidationError, http_url, positive, require};
+use crate::Duration;
+
+/// Desired state of a PkiMount: the kind of CA, its subject, key and lifetime, and how leaves
+/// issued under it behave. The CA private key lives in a Secret in the operator's namespace,
+/// is created once and is never silently replaced.
+// clippy reads the repeated keys of `printcolumn(...)` as duplicated attributes.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "pki.tlsmint.io",
+    version = "v1alpha1",
+    kind = "PkiMount",
+    shortname = "pkimount",
+    category = "tlsmint",
+    status = "PkiMountStatus",
+    derive = "PartialEq",
+    doc = "A certificate authority, like a Vault pki/ mount: a Root CA, or an Intermediate CA signed by another PkiMount or by an outside CA. IssuerRoles issue certificates through it.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
+    printcolumn(name = "Path", type_ = "string", json_path = ".status.path"),
+    printcolumn(name = "Expires", type_ = "date", json_path = ".status.notAfter"),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        priority = 1,
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PkiMountSpec {
+    /// Kind of CA: `Root` (self-signed) or `Intermediate` (signed by `parentRef`, or by an
+    /// outside CA through `status.csr` and `signedCertificateSecretRef`).
+    #[serde(rename = "type")]
+    pub mount_type: MountType,
+
+    /// Subject of the CA certificate. `commonName` is required.
+    pub subject: CaSubject,
+
+    /// Algorithm and size of the CA key. Default: ECDSA P-256. Changing it later has no
+    /// effect on an existing CA: the key is never replaced.
+    #[serde(default)]
+    pub key: KeySpec,
+
+    /// Lifetime of the CA certificate, e.g. `87600h`. Default: 87600h (ten years) for a
+    /// Root, 43800h (five years) for an Intermediate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<Duration>,
+
+    /// Ceiling for the lifetime of any leaf issued under this mount, applied on top of each
+    /// role's own maxTTL (Vault's mount max_lease_ttl). Default: no extra ceiling; a leaf
+    /// never outlives the CA (see leafNotAfterBehavior).
+    #[serde(rename = "maxTTL", default, skip_serializing_if = "Option::is_none")]
+    pub max_ttl: Option<Duration>,
+
+    /// What happens when a leaf would outlive this CA's certificate: `Error` (default, the
+    /// request fails) or `Truncate` (the leaf's notAfter is cut to the CA's). Vault's
+    /// leaf_not_after_behavior.
+    #[serde(default)]
+    pub leaf_not_after_behavior: LeafNotAfterBehavior,
+
+    /// For an Intermediate: the PkiMount that signs it. Without it the intermediate is signed
+    /// outside: the operator publishes status.csr and waits for signedCertificateSecretRef
+    /// (Vault's intermediate/generate then set-signed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_ref: Option<NameReference>,
+
+    /// For an Intermediate signed outside: the Secret (in the operator's namespace) whose
+    /// `tls.crt` holds the certificate an outside CA issued for status.csr, optionally
+    /// followed by its chain up to the root (Vault's intermediate/set-signed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_certificate_secret_ref: Option<SecretReference>,
+
+    /// Bring an existing CA instead of generating one, for migration: a Secret with
+    /// `tls.crt` (the CA certificate, optionally followed by its chain) and `tls.key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_from: Option<ImportFrom>,
+
+    /// URLs written into every leaf issued under this mount (Vault's config/urls). Default:
+    /// the operator's own endpoints when it has a public base URL configured, else none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub urls: Option<MountUrls>,
+
+    /// Certificate revocation list settings (Vault's config/crl).
+    #[serde(default)]
+    pub crl: CrlConfig,
+
+    /// The mount's path in the Vault-compatible HTTP API: requests go to `/v1/<path>/...`.
+    /// Default: the object's name. Unlike a Kubernetes name it may hold `_` (so `pki_int`
+    /// works for clients written for Vault) and `/`; it must not start with `sys` or `auth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// Kind of CA: `Root` or `Intermediate`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum MountType {
+    /// A self-signed root CA.
+    Root,
+    /// A CA signed by a parent PkiMount or an outside CA.
+    Intermediate,
+}
+
+impl MountType {
+    /// The CA certificate lifetime used when `spec.ttl` is not set.
+    pub const fn default_ttl(self) -> Duration {
+        match self {
+            MountType::Root => defaults::ROOT_TTL,
+            MountType::Intermediate => defaults::INTERMEDIATE_TTL,
+        }
+    }
+}
+
+/// What happens when a leaf would outlive the CA: `Error` (default) or `Truncate`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum LeafNotAfterBehavior {
+    /// The request fails with an error that says when the CA expires.
+    #[default]
+    Error,
+    /// The leaf's notAfter is cut to the CA's notAfter.
+    Truncate,
+}
+
+/// Subject of a CA certificate.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaSubject {
+    /// Common name (CN) of the CA, e.g. `Example Root CA`. Required.
+    pub common_name: String,
+    /// The other distinguished-name fields.
+    #[serde(flatten)]
+    pub names: DistinguishedName,
+}
+
+/// Where to import an existing CA from.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportFrom {
+    /// The Secret, in the operator's namespace, with `tls.crt` (the CA certificate,
+    /// optionally followed by its chain) and `tls.key` (its private key).
+    pub secret_ref: SecretReference,
+}
+
+/// URLs written into leaves (authority information access and CRL distribution points).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MountUrls {
+    /// URLs where the issuing CA certificate can be fetched (AIA caIssuers), e.g.
+    /// `https://tlsmint.example.com/v1/pki/ca`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issuing_certificates: Vec<String>,
+    /// URLs of the CRL (CRL distribution points), e.g. `https://tlsmint.example.com/v1/pki/crl`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crl_distribution_points: Vec<String>,
+    /// URLs of the OCSP responder (AIA OCSP), e.g. `https://tlsmint.example.com/v1/pki/ocsp`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ocsp_servers: Vec<String>,
+}
+
+/// Certificate revocation list settings.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CrlConfig {
+    /// How long each published CRL is valid (its nextUpdate); it is rebuilt before that and
+    /// on every revocation. Default: 72h.
+    #[serde(default = "defaults::crl_expiry")]
+    pub expiry: Duration,
+}
+
+impl Default for CrlConfig {
+    fn default() -> Self {
+        CrlConfig {
+            expiry: defaults::CRL_EXPIRY,
+        }
+    }
+}
+
+/// Observed state of a PkiMount: the CA certificate and where its key is kept.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PkiMountStatus {
+    /// Current state. `Ready=True` means the mount can sign; otherwise the reason says why
+    /// not (e.g. KeyMissing, KeyMismatch, ParentNotReady, WaitingForSignedCertificate).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// The metadata.generation this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// The path this mount is served at in the Vault-compatible API (`/v1/<path>/...`):
+    /// spec.path, or the object's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+
+    /// The CA certificate, PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+
+    /// PEM certificates from this CA up to and including the root, this CA first (Vault's
+    /// ca_chain). For a Root it holds only its own certificate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca_chain: Vec<String>,
+
+    /// Serial number of the CA certificate, as colon-separated lower-case hex (Vault's form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
+
+    /// Start of the CA certificate's validity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Time>,
+
+    /// End of the CA certificate's validity. No leaf outlives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<Time>,
+
+    /// For an Intermediate signed outside: the PEM certificate signing request to have signed.
+    /// Put the result in the Secret named by spec.signedCertificateSecretRef.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csr: Option<String>,
+
+    /// Name of the Secret, in the operator's namespace, that holds the CA private key. It is
+    /// created once and never replaced; if it goes missing or stops matching the
+    /// certificate, the mount turns not Ready instead of making a new CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_secret_name: Option<String>,
+}
+
+impl PkiMountSpec {
+    /// The CA certificate lifetime: spec.ttl, or the default for the mount type.
+    pub fn effective_ttl(&self) -> Duration {
+        self.ttl.unwrap_or(self.mount_type.default_ttl())
+    }
+
+    /// Checks everything that can be checked without other objects.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        require("spec.subject.commonName", &self.subject.common_name)?;
+        self.subject.names.validate("spec.subject")?;
+        self.key.validate("spec.key")?;
+        if let Some(ttl) = self.ttl {
+            positive("spec.ttl", ttl)?;
+        }
+        if let Some(max_ttl) = self.max_ttl {
+            positive("spec.maxTTL", max_ttl)?;
+        }
+        positive("spec.crl.expiry", self.crl.expiry)?;
+        self.validate_origin()?;
+        if let Some(urls) = &self.urls {
+            for (name, list) in [
+                ("issuingCertificates", &urls.issuing_certificates),
+                ("crlDistributionPoints", &urls.crl_distribution_points),
+                ("ocspServers", &urls.ocsp_servers),
+            ] {
+                for (i, url) in list.iter().enumerate() {
+                    http_url(&format!("spec.urls.{name}[{i}]"), url)?;
+                }
+            }
+        }
+        if let Some(path) = &self.path {
+            validate_path("spec.path", path)?;
+        }
+        Ok(())
+    }
+
+    /// Checks parentRef / signedCertificateSecretRef / importFrom against the type and each
+    /// other: a CA comes from exactly one place.
+    fn validate_origin(&self) -> Result<(), ValidationError> {
+        const PARENT: &str = "spec.parentRef";
+        const SIGNED: &str = "spec.signedCertificateSecretRef";
+        const IMPORT: &str = "spec.importFrom";
+        let conflict = |field: &str, other: &str| ValidationError::Conflict {
+            field: field.to_owned(),
+            other: other.to_owned(),
+        };
+        if self.mount_type == MountType::Root {
+            for (field, set) in [
+                (PARENT, self.parent_ref.is_some()),
+                (SIGNED, self.signed_certificate_secret_ref.is_some()),
+            ] {
+                if set {
+                    return Err(ValidationError::OnlyForIntermediate {
+                        field: field.to_owned(),
+                    });
+                }
+            }
+        }
+        if self.parent_ref.is_some() && self.signed_certificate_secret_ref.is_some() {
+            return Err(conflict(PARENT, SIGNED));
+        }
+        if self.import_from.is_some() {
+            if self.parent_ref.is_some() {
+                return Err(conflict(IMPORT, PARENT));
+            }
+            if self.signed_certificate_secret_ref.is_some() {
+                return Err(conflict(IMPORT, SIGNED));
+            }
+        }
+        if let Some(parent) = &self.parent_ref {
+            parent.validate(PARENT)?;
+        }
+        if let Some(secret) = &self.signed_certificate_secret_ref {
+            secret.validate(SIGNED)?;
+        }
+        if let Some(import) = &self.import_from {
+            import.secret_ref.validate("spec.importFrom.secretRef")?;
+        }
+        Ok(())
+    }
+}
+
+impl PkiMount {
+    /// The path this mount is served at in the Vault-compatible API: spec.path, else the
+    /// object's name.
+    pub fn mount_path(&self) -> &str {
+        match (&self.spec.path, &self.metadata.name) {
+            (Some(path), _) => path,
+            (None, Some(name)) => name,
+            (None, None) => "",
+        }
+    }
+
+    /// Validates the spec and what depends on the object's name (its effective path, a
+    /// parentRef pointing at itself).
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        self.spec.validate()?;
+        let name = self.metadata.name.as_deref().unwrap_or_default();
+        if let Some(parent) = &self.spec.parent_ref
+            && parent.name == name
+        {
+            return Err(ValidationError::invalid(
+                "spec.parentRef.name",
+                name,
+                "is this PkiMount itself: an intermediate needs another mount as its parent",
+            ));
+        }
+        if self.spec.path.is_none() {
+            validate_path("metadata.name (the default spec.path)", name)?;
+        }
+        Ok(())
+    }
+}
+
+/// First path segments that the Vault-compatible API keeps for itself.
+pub const RESERVED_PATHS: [&str; 2] = ["sys", "auth"];
+
+/// Checks a Vault mount path: segments of letters, digits, `_`, `-` and `.`, each starting
+/// with a letter or digit, separated by single `/`; at most 128 characters; not `sys/...` or
+/// `auth/...`.
+fn validate_path(field: &str, path: &str) -> Result<(), ValidationError> {
+    let segment_ok = |s: &str| {
+        s.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    if path.len() > 128 || !path.split('/').all(segment_ok) {
+        return Err(ValidationError::invalid(
+            field,
+            path,
+            "is not a mount path (letters, digits, '_', '-', '.', segments separated by '/', e.g. pki_int)",
+        ));
+    }
+    let first = path.split('/').next().unwrap_or_default();
+    if RESERVED_PATHS.contains(&first) {
+        return Err(ValidationError::invalid(
+            field,
+            path,
+            "is reserved by the Vault-compatible API (sys/ and auth/)",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "pki_mount_tests.rs"]
+mod tests;
