@@ -1,0 +1,178 @@
+//! Reading PKCS#10 requests: size cap first, then structure, proof of
+//! possession (the self-signature), the key type, and the names. Nothing
+//! else from the request is used: its other extensions are ignored unless
+//! critical (refused), and a request for a CA certificate is refused.
+
+use std::net::IpAddr;
+
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::prelude::{FromDer, ParsedCriAttribute};
+use x509_parser::public_key::PublicKey;
+
+use crate::error::{Error, Result};
+use crate::key::KeySpec;
+use crate::pem;
+use crate::policy::NameRequest;
+
+/// Largest CSR accepted, PEM or DER. A CSR with an RSA-4096 key and a few
+/// dozen names is under 4 KiB.
+pub const MAX_CSR_BYTES: usize = 16 * 1024;
+
+const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
+const OID_P256: &str = "1.2.840.10045.3.1.7";
+const OID_P384: &str = "1.3.132.0.34";
+
+/// What the engine takes from a CSR.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedCsr {
+    /// DER SubjectPublicKeyInfo of the requester's key.
+    pub spki_der: Vec<u8>,
+    /// The key's type.
+    pub key: KeySpec,
+    /// Subject CN and SANs, unchecked (the role's policy checks them).
+    pub names: NameRequest,
+}
+
+/// Parses and verifies a CSR given as PEM text or DER bytes.
+pub fn parse(input: &[u8]) -> Result<ParsedCsr> {
+    if input.len() > MAX_CSR_BYTES {
+        return Err(Error::CsrTooLarge {
+            size: input.len(),
+            max: MAX_CSR_BYTES,
+        });
+    }
+    let trimmed = input.trim_ascii_start();
+    let der_owned;
+    let der: &[u8] = if trimmed.starts_with(b"-----BEGIN") {
+        let text = std::str::from_utf8(trimmed)
+            .map_err(|_| Error::CsrMalformed("PEM text is not UTF-8".into()))?;
+        der_owned = pem::decode_csr(text)?;
+        &der_owned
+    } else {
+        input
+    };
+    let (rest, csr) = X509CertificationRequest::from_der(der)
+        .map_err(|e| Error::CsrMalformed(format!("not a PKCS#10 request ({e})")))?;
+    if !rest.is_empty() {
+        return Err(Error::CsrMalformed(
+            "trailing bytes after the request".into(),
+        ));
+    }
+    csr.verify_signature()
+        .map_err(|e| Error::CsrSignature(e.to_string()))?;
+    let info = &csr.certification_request_info;
+    let key = key_spec(&info.subject_pki)?;
+    let mut names = NameRequest::default();
+    let mut cns = info.subject.iter_common_name();
+    if let Some(cn) = cns.next() {
+        let cn = cn
+            .as_str()
+            .map_err(|_| Error::CsrMalformed("the subject common name is not a string".into()))?;
+        names.common_name = Some(cn.to_owned());
+    }
+    if cns.next().is_some() {
+        return Err(Error::CsrMalformed(
+            "the subject has more than one common name".into(),
+        ));
+    }
+    for attr in info.iter_attributes() {
+        let ParsedCriAttribute::ExtensionRequest(req) = attr.parsed_attribute() else {
+            continue;
+        };
+        for ext in &req.extensions {
+            match ext.parsed_extension() {
+                ParsedExtension::SubjectAlternativeName(san) => {
+                    for name in &san.general_names {
+                        add_general_name(&mut names, name)?;
+                    }
+                }
+                ParsedExtension::BasicConstraints(bc) if bc.ca => return Err(Error::CsrRequestsCa),
+                _ if ext.critical => {
+                    return Err(Error::CsrCriticalExtension {
+                        oid: ext.oid.to_id_string(),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(ParsedCsr {
+        spki_der: info.subject_pki.raw.to_vec(),
+        key,
+        names,
+    })
+}
+
+fn add_general_name(names: &mut NameRequest, name: &GeneralName<'_>) -> Result<()> {
+    match name {
+        GeneralName::DNSName(dns) => names.dns_names.push((*dns).to_owned()),
+        GeneralName::URI(uri) => names.uris.push((*uri).to_owned()),
+        GeneralName::IPAddress(bytes) => {
+            let ip = match bytes.len() {
+                4 => <[u8; 4]>::try_from(*bytes).map(IpAddr::from).ok(),
+                16 => <[u8; 16]>::try_from(*bytes).map(IpAddr::from).ok(),
+                _ => None,
+            };
+            let ip =
+                ip.ok_or_else(|| Error::CsrMalformed("an IP address SAN has a bad length".into()))?;
+            names.ip_addresses.push(ip.to_string());
+        }
+        other => {
+            let kind = match other {
+                GeneralName::RFC822Name(_) => "email",
+                GeneralName::OtherName(..) => "otherName",
+                GeneralName::DirectoryName(_) => "directoryName",
+                GeneralName::RegisteredID(_) => "registeredID",
+                _ => "unsupported",
+            };
+            return Err(Error::CsrMalformed(format!(
+                "the CSR asks for a {kind} subject alternative name; tlsmint issues DNS, IP and URI names only"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn key_spec(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<KeySpec> {
+    let unsupported = |what: String| Error::CsrMalformed(format!("unsupported key: {what}"));
+    let parsed = spki
+        .parsed()
+        .map_err(|e| unsupported(format!("the public key cannot be read ({e})")))?;
+    match parsed {
+        PublicKey::RSA(rsa) => match rsa.key_size() {
+            2048 => Ok(KeySpec::Rsa2048),
+            3072 => Ok(KeySpec::Rsa3072),
+            4096 => Ok(KeySpec::Rsa4096),
+            bits => Err(unsupported(format!(
+                "RSA {bits} bits (use 2048, 3072 or 4096)"
+            ))),
+        },
+        PublicKey::EC(_) => {
+            let alg = &spki.algorithm;
+            if alg.algorithm.to_id_string() != OID_EC_PUBLIC_KEY {
+                return Err(unsupported("EC key with an unexpected algorithm".into()));
+            }
+            let curve = alg
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|oid| oid.to_id_string())
+                .unwrap_or_default();
+            match curve.as_str() {
+                OID_P256 => Ok(KeySpec::EcdsaP256),
+                OID_P384 => Ok(KeySpec::EcdsaP384),
+                other => Err(unsupported(format!(
+                    "EC curve {other} (use P-256 or P-384)"
+                ))),
+            }
+        }
+        PublicKey::Unknown(_) if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => {
+            Ok(KeySpec::Ed25519)
+        }
+        _ => Err(unsupported(format!(
+            "algorithm {}",
+            spki.algorithm.algorithm.to_id_string()
+        ))),
+    }
+}

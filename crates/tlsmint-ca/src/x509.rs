@@ -1,0 +1,92 @@
+//! Reading certificates: the few facts the engine needs from a DER
+//! certificate, and signature checks between a certificate and its issuer.
+
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
+
+use crate::error::{Error, Result};
+use crate::serial::Serial;
+
+/// What the engine knows about a parsed certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertInfo {
+    /// Serial number.
+    pub serial: Serial,
+    /// Start of validity.
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+    /// DER SubjectPublicKeyInfo.
+    pub spki_der: Vec<u8>,
+    /// basicConstraints cA.
+    pub is_ca: bool,
+    /// keyUsage keyCertSign present (or no keyUsage at all).
+    pub can_sign_certificates: bool,
+    /// Subject in RFC 4514 form, for messages.
+    pub subject: String,
+    /// Subject key identifier, when the certificate has one.
+    pub subject_key_id: Option<Vec<u8>>,
+}
+
+/// Parses a DER certificate; `what` names it in errors.
+pub fn parse_certificate(der: &[u8], what: &'static str) -> Result<CertInfo> {
+    let fail = |reason: String| Error::CertificateParse { what, reason };
+    let (rest, cert) = X509Certificate::from_der(der).map_err(|e| fail(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(fail("trailing bytes after the certificate".into()));
+    }
+    let is_ca = cert
+        .basic_constraints()
+        .map_err(|e| fail(e.to_string()))?
+        .is_some_and(|bc| bc.value.ca);
+    let can_sign_certificates = cert
+        .key_usage()
+        .map_err(|e| fail(e.to_string()))?
+        .is_none_or(|ku| ku.value.key_cert_sign());
+    Ok(CertInfo {
+        serial: Serial::from_bytes(cert.raw_serial()),
+        not_before: cert.validity().not_before.to_datetime(),
+        not_after: cert.validity().not_after.to_datetime(),
+        spki_der: cert.public_key().raw.to_vec(),
+        is_ca,
+        can_sign_certificates,
+        subject: cert.subject().to_string(),
+        subject_key_id: cert
+            .iter_extensions()
+            .find_map(|ext| match ext.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+                _ => None,
+            }),
+    })
+}
+
+/// Checks that `child` carries a valid signature by `issuer`'s key and names
+/// `issuer`'s subject as its issuer.
+pub fn verify_issued_by(child: &[u8], issuer: &[u8]) -> std::result::Result<(), String> {
+    let (_, child) = X509Certificate::from_der(child).map_err(|e| e.to_string())?;
+    let (_, issuer) = X509Certificate::from_der(issuer).map_err(|e| e.to_string())?;
+    if child.issuer().as_raw() != issuer.subject().as_raw() {
+        return Err(format!(
+            "issuer \"{}\" does not match the next certificate's subject \"{}\"",
+            child.issuer(),
+            issuer.subject()
+        ));
+    }
+    child
+        .verify_signature(Some(issuer.public_key()))
+        .map_err(|_| {
+            format!(
+                "\"{}\" is not signed by \"{}\"",
+                child.subject(),
+                issuer.subject()
+            )
+        })
+}
+
+/// Formats a time as RFC 3339 (UTC, seconds).
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
