@@ -7,14 +7,18 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod annotations;
 pub mod conditions;
 pub mod crdgen;
+pub mod csi;
 pub mod duration;
 pub mod fraction;
 pub mod v1alpha1;
+mod values;
 
 pub use duration::{Duration, DurationError};
 pub use fraction::{Fraction, FractionError};
+pub use values::InvalidValue;
 
 /// File (and Secret key) of the certificate followed by its chain: `tls.crt`.
 pub const TLS_CERT_FILE: &str = "tls.crt";
