@@ -4,7 +4,9 @@
 //! the `crdgen` binary and the drift test produce the same bytes. It must not touch the file
 //! system: the binary writes, the test reads.
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+};
 use kube::CustomResourceExt;
 
 use crate::v1alpha1::{CertificateRequest, IssuerRole, PkiMount};
@@ -28,22 +30,66 @@ pub struct CrdFile {
     pub crd: CustomResourceDefinition,
 }
 
-/// Every CRD of the API, each with its file name.
+/// Every CRD of the API, each with its file name. Descriptions are unwrapped (see
+/// [`tidy`]); prefer these to `PkiMount::crd()` etc. when installing CRDs.
 pub fn crd_files() -> Vec<CrdFile> {
-    vec![
-        CrdFile {
-            file_name: "pkimount.yaml",
-            crd: PkiMount::crd(),
-        },
-        CrdFile {
-            file_name: "issuerrole.yaml",
-            crd: IssuerRole::crd(),
-        },
-        CrdFile {
-            file_name: "certificaterequest.yaml",
-            crd: CertificateRequest::crd(),
-        },
+    [
+        ("pkimount.yaml", PkiMount::crd()),
+        ("issuerrole.yaml", IssuerRole::crd()),
+        ("certificaterequest.yaml", CertificateRequest::crd()),
     ]
+    .into_iter()
+    .map(|(file_name, mut crd)| {
+        tidy(&mut crd);
+        CrdFile { file_name, crd }
+    })
+    .collect()
+}
+
+/// Joins the hard-wrapped lines of every schema description into paragraphs, so that
+/// `kubectl explain` can wrap them to the terminal instead of showing ragged lines.
+pub fn tidy(crd: &mut CustomResourceDefinition) {
+    for version in &mut crd.spec.versions {
+        if let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
+            tidy_schema(schema);
+        }
+    }
+}
+
+fn tidy_schema(schema: &mut JSONSchemaProps) {
+    if let Some(description) = &mut schema.description {
+        *description = unwrap_lines(description);
+    }
+    for property in schema.properties.iter_mut().flat_map(|p| p.values_mut()) {
+        tidy_schema(property);
+    }
+    match &mut schema.items {
+        Some(JSONSchemaPropsOrArray::Schema(item)) => tidy_schema(item),
+        Some(JSONSchemaPropsOrArray::Schemas(items)) => items.iter_mut().for_each(tidy_schema),
+        None => {}
+    }
+    if let Some(JSONSchemaPropsOrBool::Schema(extra)) = &mut schema.additional_properties {
+        tidy_schema(extra);
+    }
+}
+
+/// Joins lines within each paragraph with a space; blank lines separate paragraphs.
+fn unwrap_lines(text: &str) -> String {
+    text.split("\n\n")
+        .map(|paragraph| {
+            paragraph
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 /// The exact text of a CRD file: a header comment, then the CRD as YAML.
@@ -172,6 +218,19 @@ mod tests {
                 missing.is_empty(),
                 "{}: undescribed {missing:?}",
                 file.file_name
+            );
+        }
+    }
+
+    #[test]
+    fn descriptions_are_unwrapped_into_paragraphs() {
+        assert_eq!(unwrap_lines("a\nb\n c"), "a b c");
+        assert_eq!(unwrap_lines("a\nb\n\nc\nd"), "a b\n\nc d");
+        assert_eq!(unwrap_lines("single"), "single");
+        for (_, text) in render_all().unwrap() {
+            assert!(
+                !text.contains("description: |-"),
+                "a description kept its line breaks"
             );
         }
     }

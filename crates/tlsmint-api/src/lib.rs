@@ -5,6 +5,7 @@
 //! This crate is the one home of every name users and other crates rely on (see SPEC.md). It
 //! does no I/O: the `crdgen` binary is the only part that writes files.
 
+#![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod annotations;
