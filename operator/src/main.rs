@@ -1,5 +1,23 @@
 //! `tlsmint-operator`: the CA, its controllers and its issuance APIs.
+//!
+//! Thin on purpose: parse the command line, run the chosen mode, exit with
+//! its error.
+
+use clap::Parser;
+
+mod cli;
+mod dev;
+mod run;
 
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!("tlsmint-operator is not implemented yet")
+    let cli = cli::Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            cli::Command::Run(args) => run::run(args).await,
+            cli::Command::Dev(args) => dev::run(args).await,
+        }
+    })
 }

@@ -1,0 +1,24 @@
+//! The command line: `tlsmint-operator run` and `tlsmint-operator dev`.
+//! Each mode owns its own argument struct, next to its code.
+
+use clap::{Parser, Subcommand};
+
+/// tlsmint's operator: the certificate authority for a Kubernetes cluster.
+#[derive(Debug, Parser)]
+#[command(name = "tlsmint-operator", version, about, long_about = None)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The operator's modes.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controllers and the issuance APIs inside a cluster (in-cluster
+    /// config or KUBECONFIG).
+    Run(crate::run::RunArgs),
+    /// Run the issuance APIs on this machine with no cluster, in memory, like
+    /// `vault server -dev`.
+    Dev(crate::dev::DevArgs),
+}
