@@ -19,28 +19,41 @@ use tlsmint_ca::{
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
-    let budget = if quick { Duration::from_millis(500) } else { Duration::from_secs(3) };
+    let budget = if quick {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(3)
+    };
     println!(
-        "{:<44} {:>10} {:>10} {:>10} {:>10}",
+        "{:<56} {:>10} {:>10} {:>10} {:>10}",
         "operation (one core)", "ops/s", "p50 µs", "p99 µs", "max µs"
     );
     let now = OffsetDateTime::now_utc();
     let role = role();
-    let who = Identity { namespace: "default".into(), service_account: Some("web".into()) };
+    let who = Identity {
+        namespace: "default".into(),
+        service_account: Some("web".into()),
+    };
 
     bench("P-256 key generation", budget, || {
         black_box(PrivateKey::generate(KeySpec::EcdsaP256).unwrap());
     });
 
     for (label, spec) in [
-        ("sign P-256 CSR, P-256 CA (parse+verify+policy+sign+PEM)", KeySpec::EcdsaP256),
+        (
+            "sign P-256 CSR, P-256 CA (parse+verify+policy+sign+PEM)",
+            KeySpec::EcdsaP256,
+        ),
         ("sign P-256 CSR, P-384 CA", KeySpec::EcdsaP384),
         ("sign P-256 CSR, Ed25519 CA", KeySpec::Ed25519),
         ("sign P-256 CSR, RSA-2048 CA", KeySpec::Rsa2048),
     ] {
         let ca = ca(spec, now);
         let csr = csr();
-        let req = SignRequest { csr, ..SignRequest::default() };
+        let req = SignRequest {
+            csr,
+            ..SignRequest::default()
+        };
         bench(label, budget, || {
             let issued = ca.sign(&role, &who, &req, now).unwrap();
             black_box(issued.certificate_pem);
@@ -55,11 +68,19 @@ fn main() {
         },
         ttl: None,
     };
-    bench("issue P-256 (keygen+policy+sign+PEM cert+key)", budget, || {
-        let issued = ca.issue(&role, &who, &req, now).unwrap();
-        let key = issued.private_key.unwrap().to_pem(KeyEncoding::Pkcs8).unwrap();
-        black_box((issued.certificate_pem, key));
-    });
+    bench(
+        "issue P-256 (keygen+policy+sign+PEM cert+key)",
+        budget,
+        || {
+            let issued = ca.issue(&role, &who, &req, now).unwrap();
+            let key = issued
+                .private_key
+                .unwrap()
+                .to_pem(KeyEncoding::Pkcs8)
+                .unwrap();
+            black_box((issued.certificate_pem, key));
+        },
+    );
 }
 
 fn role() -> Role {
@@ -72,7 +93,10 @@ fn role() -> Role {
             allow_ip_sans: true,
             ..Policy::default()
         },
-        profile: LeafProfile { csr_keys: CsrKeyRule::Any, ..LeafProfile::default() },
+        profile: LeafProfile {
+            csr_keys: CsrKeyRule::Any,
+            ..LeafProfile::default()
+        },
     }
 }
 
@@ -97,7 +121,12 @@ fn csr() -> Vec<u8> {
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "api.example.com");
-    params.serialize_request(&key).unwrap().pem().unwrap().into_bytes()
+    params
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap()
+        .into_bytes()
 }
 
 fn bench(label: &str, budget: Duration, mut op: impl FnMut()) {
@@ -118,7 +147,7 @@ fn bench(label: &str, budget: Duration, mut op: impl FnMut()) {
         samples[i].as_secs_f64() * 1e6
     };
     println!(
-        "{:<44} {:>10.0} {:>10.1} {:>10.1} {:>10.1}",
+        "{:<56} {:>10.0} {:>10.1} {:>10.1} {:>10.1}",
         label,
         samples.len() as f64 / total.as_secs_f64(),
         pct(0.50),
