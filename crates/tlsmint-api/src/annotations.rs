@@ -177,17 +177,19 @@ impl PodAnnotations {
         let at = |key: &'static str| move |problem| error(key, problem);
         Ok(Some(PodAnnotations {
             role: parse_role(get(ROLE)).map_err(at(ROLE))?,
-            common_name: optional(get(COMMON_NAME), parse_common_name).map_err(at(COMMON_NAME))?,
-            dns_names: get_list(get(DNS_NAMES), parse_dns_name).map_err(at(DNS_NAMES))?,
-            ip_sans: get_list(get(IP_SANS), values::ip).map_err(at(IP_SANS))?,
-            uri_sans: get_list(get(URI_SANS), parse_uri).map_err(at(URI_SANS))?,
-            ttl: optional(get(TTL), |v| Ok(v.parse()?)).map_err(at(TTL))?,
-            key: optional(get(KEY_ALGORITHM), values::key_spec).map_err(at(KEY_ALGORITHM))?,
-            mount_path: optional(get(MOUNT_PATH), parse_mount_path)
+            common_name: values::optional(get(COMMON_NAME), parse_common_name)
+                .map_err(at(COMMON_NAME))?,
+            dns_names: values::parse_list(get(DNS_NAMES), parse_dns_name).map_err(at(DNS_NAMES))?,
+            ip_sans: values::parse_list(get(IP_SANS), values::ip).map_err(at(IP_SANS))?,
+            uri_sans: values::parse_list(get(URI_SANS), parse_uri).map_err(at(URI_SANS))?,
+            ttl: values::optional(get(TTL), |v| Ok(v.parse()?)).map_err(at(TTL))?,
+            key: values::optional(get(KEY_ALGORITHM), values::key_spec)
+                .map_err(at(KEY_ALGORITHM))?,
+            mount_path: values::optional(get(MOUNT_PATH), parse_mount_path)
                 .map_err(at(MOUNT_PATH))?
                 .unwrap_or_else(|| DEFAULT_MOUNT_PATH.to_owned()),
             containers: parse_containers(get(CONTAINERS)).map_err(at(CONTAINERS))?,
-            mode: optional(get(MODE), parse_mode)
+            mode: values::optional(get(MODE), parse_mode)
                 .map_err(at(MODE))?
                 .unwrap_or_default(),
         }))
@@ -246,27 +248,6 @@ fn unknown_key() -> InvalidValue {
     InvalidValue::UnknownKey {
         known: KEYS.join(", "),
     }
-}
-
-/// Applies `parse` to a present value; blank values count as absent.
-fn optional<T>(
-    value: Option<&str>,
-    parse: impl Fn(&str) -> Result<T, InvalidValue>,
-) -> Result<Option<T>, InvalidValue> {
-    match value.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(v) => parse(v).map(Some),
-    }
-}
-
-fn get_list<T>(
-    value: Option<&str>,
-    parse: impl Fn(&str) -> Result<T, InvalidValue>,
-) -> Result<Vec<T>, InvalidValue> {
-    values::list(value.unwrap_or_default())?
-        .into_iter()
-        .map(parse)
-        .collect()
 }
 
 fn parse_role(value: Option<&str>) -> Result<String, InvalidValue> {

@@ -261,24 +261,25 @@ impl VolumeAttributes {
         let at = |key: &'static str| move |problem| attr_error(key, problem);
         let attrs = VolumeAttributes {
             role: parse_role(get(ROLE)).map_err(at(ROLE))?,
-            common_name: optional(get(COMMON_NAME), |v| Ok(check(v)?.0))
+            common_name: values::optional(get(COMMON_NAME), |v| Ok(check(v)?.0))
                 .map_err(at(COMMON_NAME))?,
-            dns_names: list(get(DNS_NAMES), parse_dns_name).map_err(at(DNS_NAMES))?,
-            ip_sans: list(get(IP_SANS), values::ip).map_err(at(IP_SANS))?,
-            uri_sans: list(get(URI_SANS), parse_uri).map_err(at(URI_SANS))?,
-            ttl: optional(get(TTL), |v| Ok(v.parse()?)).map_err(at(TTL))?,
-            key: optional(get(KEY_ALGORITHM), values::key_spec).map_err(at(KEY_ALGORITHM))?,
-            key_encoding: optional(get(KEY_ENCODING), |v| Ok(v.parse()?))
+            dns_names: values::parse_list(get(DNS_NAMES), parse_dns_name).map_err(at(DNS_NAMES))?,
+            ip_sans: values::parse_list(get(IP_SANS), values::ip).map_err(at(IP_SANS))?,
+            uri_sans: values::parse_list(get(URI_SANS), parse_uri).map_err(at(URI_SANS))?,
+            ttl: values::optional(get(TTL), |v| Ok(v.parse()?)).map_err(at(TTL))?,
+            key: values::optional(get(KEY_ALGORITHM), values::key_spec)
+                .map_err(at(KEY_ALGORITHM))?,
+            key_encoding: values::optional(get(KEY_ENCODING), |v| Ok(v.parse()?))
                 .map_err(at(KEY_ENCODING))?
                 .unwrap_or_default(),
-            renew_at: optional(get(RENEW_AT), |v| Ok(v.parse()?))
+            renew_at: values::optional(get(RENEW_AT), |v| Ok(v.parse()?))
                 .map_err(at(RENEW_AT))?
                 .unwrap_or(DEFAULT_RENEW_AT),
             certificate_file: file(get(CERTIFICATE_FILE), DEFAULT_CERTIFICATE_FILE)
                 .map_err(at(CERTIFICATE_FILE))?,
             key_file: file(get(KEY_FILE), DEFAULT_KEY_FILE).map_err(at(KEY_FILE))?,
             ca_file: file(get(CA_FILE), DEFAULT_CA_FILE).map_err(at(CA_FILE))?,
-            fs_group: optional(get(FS_GROUP), parse_fs_group).map_err(at(FS_GROUP))?,
+            fs_group: values::optional(get(FS_GROUP), parse_fs_group).map_err(at(FS_GROUP))?,
         };
         if let Some(key) = attrs.key {
             values::key_encoding(attrs.key_encoding, key.algorithm).map_err(at(KEY_ENCODING))?;
@@ -343,26 +344,6 @@ fn attr_error(key: &str, problem: InvalidValue) -> AttributeError {
 /// Checks templates; returns the value and its shape-checkable form.
 fn check(value: &str) -> Result<(String, String), InvalidValue> {
     Ok((value.to_owned(), TEMPLATES.check(value)?))
-}
-
-fn optional<T>(
-    value: Option<&str>,
-    parse: impl Fn(&str) -> Result<T, InvalidValue>,
-) -> Result<Option<T>, InvalidValue> {
-    match value.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(v) => parse(v).map(Some),
-    }
-}
-
-fn list<T>(
-    value: Option<&str>,
-    parse: impl Fn(&str) -> Result<T, InvalidValue>,
-) -> Result<Vec<T>, InvalidValue> {
-    values::list(value.unwrap_or_default())?
-        .into_iter()
-        .map(parse)
-        .collect()
 }
 
 fn parse_role(value: Option<&str>) -> Result<String, InvalidValue> {

@@ -274,6 +274,28 @@ pub(crate) fn list(value: &str) -> Result<Vec<&str>, InvalidValue> {
         .collect()
 }
 
+/// Applies `parse` to a present value; blank values count as absent.
+pub(crate) fn optional<T>(
+    value: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, InvalidValue>,
+) -> Result<Option<T>, InvalidValue> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => parse(v).map(Some),
+    }
+}
+
+/// Splits a comma-separated value (absent means empty) and parses each item.
+pub(crate) fn parse_list<T>(
+    value: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, InvalidValue>,
+) -> Result<Vec<T>, InvalidValue> {
+    list(value.unwrap_or_default())?
+        .into_iter()
+        .map(parse)
+        .collect()
+}
+
 /// A value without whitespace or control characters (after trimming).
 pub(crate) fn no_spaces(value: &str, expected: &'static str) -> Result<(), InvalidValue> {
     if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
