@@ -180,6 +180,26 @@ impl CertificateAuthority {
         Ok(issued)
     }
 
+    /// `issue` with a key the caller already holds (a CertificateRequest that
+    /// keeps its key across renewals, or one generated off the async threads).
+    /// The key must pass the role's CSR key rule, as a CSR's key would.
+    pub fn issue_with_key(
+        &self,
+        role: &Role,
+        identity: &Identity,
+        req: &IssueRequest,
+        key: PrivateKey,
+        now: OffsetDateTime,
+    ) -> Result<Issued> {
+        check_csr_key(&role.policy.role, role.profile.csr_keys, key.spec())?;
+        let names = role.policy.check(identity, &req.names)?;
+        let window = leaf_window(self.limits(), &role.profile.lifetimes, req.ttl, now)?;
+        let spki = key.public_key_der();
+        let mut issued = self.build_leaf(role, names, window, key.spec(), &spki)?;
+        issued.private_key = Some(key);
+        Ok(issued)
+    }
+
     /// Vault's `sign`: verifies the CSR's proof of possession, checks its key
     /// against the role and every name (from the CSR and the call) against
     /// the policy, then signs.

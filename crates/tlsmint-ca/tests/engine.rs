@@ -65,6 +65,13 @@ fn identity() -> Identity {
     }
 }
 
+fn req(cn: &str, ttl: Option<Duration>) -> IssueRequest {
+    IssueRequest {
+        names: names(cn, &[]),
+        ttl,
+    }
+}
+
 fn names(cn: &str, dns: &[&str]) -> NameRequest {
     NameRequest {
         common_name: Some(cn.into()),
@@ -122,10 +129,7 @@ fn issues_a_server_leaf_that_verifies_through_an_intermediate() {
         .issue(
             &web_role(),
             &identity(),
-            &IssueRequest {
-                names: names("api.example.com", &[]),
-                ttl: Some(hours(1)),
-            },
+            &req("api.example.com", Some(hours(1))),
             now(),
         )
         .expect("issue");
@@ -168,15 +172,7 @@ fn every_key_type_can_be_a_ca_and_a_leaf() {
         let mut role = web_role();
         role.profile.key = spec;
         let issued = ca
-            .issue(
-                &role,
-                &identity(),
-                &IssueRequest {
-                    names: names("a.example.com", &[]),
-                    ttl: None,
-                },
-                now(),
-            )
+            .issue(&role, &identity(), &req("a.example.com", None), now())
             .expect("issue");
         assert_eq!(issued.private_key.as_ref().map(|k| k.spec()), Some(spec));
         verify_server(
@@ -416,10 +412,7 @@ fn external_intermediate_round_trip_and_wrong_certificate_refused() {
         .issue(
             &web_role(),
             &identity(),
-            &IssueRequest {
-                names: names("ext.example.com", &[]),
-                ttl: None,
-            },
+            &req("ext.example.com", None),
             now(),
         )
         .expect("issue");
@@ -445,15 +438,7 @@ fn import_checks_the_pair_and_the_ca_flag() {
     assert!(matches!(err, Error::KeyMismatch { .. }), "{err}");
     // A leaf is not a CA.
     let issued = a
-        .issue(
-            &web_role(),
-            &identity(),
-            &IssueRequest {
-                names: names("x.example.com", &[]),
-                ttl: None,
-            },
-            now(),
-        )
+        .issue(&web_role(), &identity(), &req("x.example.com", None), now())
         .expect("issue");
     let leaf_key = issued
         .private_key
@@ -475,10 +460,7 @@ fn leaf_outliving_the_ca_errors_or_truncates() {
     .expect("root");
     let mut role = web_role();
     role.profile.lifetimes.max_ttl = hours(10);
-    let req = IssueRequest {
-        names: names("x.example.com", &[]),
-        ttl: Some(hours(5)),
-    };
+    let req = req("x.example.com", Some(hours(5)));
     let err = ca.issue(&role, &identity(), &req, now()).unwrap_err();
     assert!(matches!(err, Error::LeafOutlivesCa { .. }), "{err}");
     let ca = ca
@@ -497,10 +479,7 @@ fn leaf_outliving_the_ca_errors_or_truncates() {
 #[test]
 fn ttl_above_max_ttl_is_clamped_and_said() {
     let ca = root();
-    let req = IssueRequest {
-        names: names("x.example.com", &[]),
-        ttl: Some(hours(100)),
-    };
+    let req = req("x.example.com", Some(hours(100)));
     let issued = ca
         .issue(&web_role(), &identity(), &req, now())
         .expect("issue");
@@ -520,15 +499,7 @@ fn expired_ca_refuses_to_issue() {
     let ca = root();
     let later = now() + time::Duration::days(365 * 11);
     let err = ca
-        .issue(
-            &web_role(),
-            &identity(),
-            &IssueRequest {
-                names: names("x.example.com", &[]),
-                ttl: None,
-            },
-            later,
-        )
+        .issue(&web_role(), &identity(), &req("x.example.com", None), later)
         .unwrap_err();
     assert!(matches!(err, Error::CaNotValid { .. }), "{err}");
 }
@@ -546,15 +517,7 @@ fn urls_are_written_into_leaves() {
         })
         .expect("options");
     let issued = ca
-        .issue(
-            &web_role(),
-            &identity(),
-            &IssueRequest {
-                names: names("x.example.com", &[]),
-                ttl: None,
-            },
-            now(),
-        )
+        .issue(&web_role(), &identity(), &req("x.example.com", None), now())
         .expect("issue");
     let (_, cert) = x509_parser::parse_x509_certificate(&issued.certificate_der).expect("parse");
     let text = format!("{:?}", cert.extensions());
@@ -573,15 +536,7 @@ fn serials_are_unique_and_crl_lists_revoked_ones() {
     let mut revoked = Vec::new();
     for _ in 0..50 {
         let issued = ca
-            .issue(
-                &web_role(),
-                &identity(),
-                &IssueRequest {
-                    names: names("x.example.com", &[]),
-                    ttl: None,
-                },
-                now(),
-            )
+            .issue(&web_role(), &identity(), &req("x.example.com", None), now())
             .expect("issue");
         assert!(serials.insert(issued.serial.clone()));
         if revoked.len() < 3 {
@@ -603,4 +558,24 @@ fn serials_are_unique_and_crl_lists_revoked_ones() {
     parsed
         .verify_signature(ca_cert.public_key())
         .expect("CRL signed by the CA");
+}
+
+#[test]
+fn issue_with_key_keeps_the_callers_key_and_checks_it_against_the_role() {
+    let ca = root();
+    let key = tlsmint_ca::PrivateKey::generate(KeySpec::EcdsaP256).expect("key");
+    let spki = key.public_key_der();
+    let req = req("keep.example.com", None);
+    let issued = ca
+        .issue_with_key(&web_role(), &identity(), &req, key, now())
+        .expect("issue");
+    let info = tlsmint_ca::x509::parse_certificate(&issued.certificate_der, "leaf").expect("parse");
+    assert_eq!(info.spki_der, spki);
+    assert_eq!(issued.private_key.expect("key").public_key_der(), spki);
+    // The role wants ECDSA: an Ed25519 key is refused like a CSR's would be.
+    let ed = tlsmint_ca::PrivateKey::generate(KeySpec::Ed25519).expect("key");
+    let err = ca
+        .issue_with_key(&web_role(), &identity(), &req, ed, now())
+        .unwrap_err();
+    assert!(matches!(err, Error::CsrKeyNotAllowed { .. }), "{err}");
 }
