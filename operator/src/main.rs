@@ -6,7 +6,9 @@
 use clap::Parser;
 
 mod cli;
+mod convert;
 mod dev;
+mod registry;
 mod run;
 
 fn main() -> anyhow::Result<()> {

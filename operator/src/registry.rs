@@ -1,0 +1,386 @@
+//! The in-memory state the issuance APIs serve from: mounts (by name and by
+//! Vault path), each with its CA or the reason it is not ready, and roles (by
+//! name) with their compiled engine [`Role`] and `subjects`.
+//!
+//! Owns: lookups and their errors. Must not: talk to Kubernetes, generate
+//! CAs, or check names (the API does that with the engine).
+//!
+//! # Interface for the controllers (and for dev mode)
+//!
+//! The registry is shared as `Arc<Registry>`. Writers call, from watch events:
+//!
+//! ```text
+//! registry.put_mount(MountEntry { name, path, status, crl_expiry }) -> Result<(), PathConflict>
+//!     MountStatus::Ready(Arc<CertificateAuthority>)  once the CA is loaded/generated
+//!     MountStatus::NotReady(reason)                  e.g. "KeyMissing: ..." (answers FailedPrecondition)
+//! registry.remove_mount(name)
+//! registry.put_role(RoleEntry::from_spec(name, &spec))   // compiles the spec; an invalid
+//!                                                         // spec is kept as Invalid(reason)
+//! registry.remove_role(name)
+//! ```
+//!
+//! `put_*` replaces the whole entry (it is cheap: entries are `Arc`s). A
+//! role only refers to its mount by name, so mounts and roles may arrive in
+//! any order. Readers never block writers for long: every read clones an
+//! `Arc` under a short lock. [`Registry::changes`] lets background tasks (the
+//! CRL builder) wake up when mounts change.
+
+// The writers (put/remove) are the controllers' half of the interface (issue 4).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use tlsmint_api::v1alpha1::{IssuerRoleSpec, RoleSubject};
+use tlsmint_ca::{CertificateAuthority, Role};
+use tokio::sync::watch;
+
+/// A mount as the API sees it.
+#[derive(Debug)]
+pub struct MountEntry {
+    /// The PkiMount's name.
+    pub name: String,
+    /// Its Vault path (`spec.path` or the name), without slashes around it.
+    pub path: String,
+    /// Its CA, or why it cannot sign.
+    pub status: MountStatus,
+    /// Validity of each CRL (`spec.crl.expiry`).
+    pub crl_expiry: Duration,
+}
+
+/// Whether a mount can sign.
+#[derive(Debug, Clone)]
+pub enum MountStatus {
+    /// The CA is loaded and checked.
+    Ready(Arc<CertificateAuthority>),
+    /// The mount cannot sign; the text says why (shown to callers).
+    NotReady(String),
+}
+
+impl MountEntry {
+    /// The CA when the mount is ready.
+    pub fn ca(&self) -> Option<&Arc<CertificateAuthority>> {
+        match &self.status {
+            MountStatus::Ready(ca) => Some(ca),
+            MountStatus::NotReady(_) => None,
+        }
+    }
+}
+
+/// A role as the API sees it.
+#[derive(Debug)]
+pub struct RoleEntry {
+    /// The IssuerRole's name.
+    pub name: String,
+    /// The PkiMount it issues through (`spec.mountRef.name`).
+    pub mount: String,
+    /// Who may use it (`spec.subjects`).
+    pub subjects: Vec<RoleSubject>,
+    /// The compiled role, or why the spec cannot be used.
+    pub status: RoleStatus,
+}
+
+/// Whether a role's spec compiled.
+#[derive(Debug, Clone)]
+pub enum RoleStatus {
+    /// Ready to check requests.
+    Ready(Arc<Role>),
+    /// The spec is invalid; the text says why.
+    Invalid(String),
+}
+
+impl RoleEntry {
+    /// Compiles an `IssuerRole` spec; an invalid one becomes [`RoleStatus::Invalid`].
+    pub fn from_spec(name: &str, spec: &IssuerRoleSpec) -> Self {
+        let status = match crate::convert::role(name, spec) {
+            Ok(role) => RoleStatus::Ready(Arc::new(role)),
+            Err(err) => RoleStatus::Invalid(err.to_string()),
+        };
+        RoleEntry {
+            name: name.to_owned(),
+            mount: spec.mount_ref.name.clone(),
+            subjects: spec.subjects.clone(),
+            status,
+        }
+    }
+
+    /// Whether a caller in `namespace` as `service_account` is one of the subjects.
+    pub fn allows(&self, namespace: &str, service_account: &str) -> bool {
+        self.subjects
+            .iter()
+            .any(|s| s.matches(namespace, service_account))
+    }
+}
+
+/// Two mounts claim the same Vault path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("path {path:?} of PkiMount {mount} is already served by PkiMount {other}")]
+pub struct PathConflict {
+    /// The mount being put.
+    pub mount: String,
+    /// The path.
+    pub path: String,
+    /// The mount already there.
+    pub other: String,
+}
+
+/// Why a role cannot be used right now. Maps to NotFound / FailedPrecondition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// No such role (or not under the mount the Vault path names).
+    #[error("role {role:?} not found{}", under(.mount))]
+    RoleNotFound {
+        /// The role asked for.
+        role: String,
+        /// The mount path it was asked under (Vault API), if any.
+        mount: Option<String>,
+    },
+    /// No such mount.
+    #[error("mount {0:?} not found")]
+    MountNotFound(String),
+    /// The role's spec is invalid.
+    #[error("role {role:?} is not ready: {reason}")]
+    RoleNotReady {
+        /// The role.
+        role: String,
+        /// Why.
+        reason: String,
+    },
+    /// The mount cannot sign.
+    #[error("mount {mount:?} is not ready: {reason}")]
+    MountNotReady {
+        /// The mount.
+        mount: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn under(mount: &Option<String>) -> String {
+    mount
+        .as_ref()
+        .map(|m| format!(" under mount path {m:?}"))
+        .unwrap_or_default()
+}
+
+/// A role ready to issue, with its mount's CA.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The role entry (subjects, name).
+    pub entry: Arc<RoleEntry>,
+    /// The compiled role.
+    pub role: Arc<Role>,
+    /// The mount entry.
+    pub mount: Arc<MountEntry>,
+    /// The mount's CA.
+    pub ca: Arc<CertificateAuthority>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    mounts: HashMap<String, Arc<MountEntry>>,
+    paths: HashMap<String, String>,
+    roles: HashMap<String, Arc<RoleEntry>>,
+}
+
+/// Mounts and roles, shared by the controllers (writers) and the APIs (readers).
+#[derive(Debug)]
+pub struct Registry {
+    state: RwLock<State>,
+    changed: watch::Sender<u64>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            state: RwLock::new(State::default()),
+            changed: watch::channel(0).0,
+        }
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Adds or replaces a mount. Fails, changing nothing, when another mount
+    /// already serves the same path.
+    pub fn put_mount(&self, entry: MountEntry) -> Result<(), PathConflict> {
+        let path = normalize_path(&entry.path).to_owned();
+        {
+            let mut state = self.write();
+            if let Some(other) = state.paths.get(&path)
+                && *other != entry.name
+            {
+                return Err(PathConflict {
+                    mount: entry.name.clone(),
+                    path,
+                    other: other.clone(),
+                });
+            }
+            if let Some(old) = state.mounts.get(&entry.name) {
+                let old_path = old.path.clone();
+                state.paths.remove(&old_path);
+            }
+            state.paths.insert(path.clone(), entry.name.clone());
+            let entry = MountEntry { path, ..entry };
+            state.mounts.insert(entry.name.clone(), Arc::new(entry));
+        }
+        self.bump();
+        Ok(())
+    }
+
+    /// Removes a mount (its roles stay, answering "mount not found").
+    pub fn remove_mount(&self, name: &str) {
+        {
+            let mut state = self.write();
+            if let Some(old) = state.mounts.remove(name) {
+                state.paths.remove(&old.path);
+            }
+        }
+        self.bump();
+    }
+
+    /// Adds or replaces a role.
+    pub fn put_role(&self, entry: RoleEntry) {
+        self.write()
+            .roles
+            .insert(entry.name.clone(), Arc::new(entry));
+    }
+
+    /// Removes a role.
+    pub fn remove_role(&self, name: &str) {
+        self.write().roles.remove(name);
+    }
+
+    /// A mount by name.
+    pub fn mount(&self, name: &str) -> Option<Arc<MountEntry>> {
+        self.read().mounts.get(name).cloned()
+    }
+
+    /// A mount by its Vault path.
+    pub fn mount_by_path(&self, path: &str) -> Option<Arc<MountEntry>> {
+        let state = self.read();
+        let name = state.paths.get(normalize_path(path))?;
+        state.mounts.get(name).cloned()
+    }
+
+    /// Every mount.
+    pub fn mounts(&self) -> Vec<Arc<MountEntry>> {
+        self.read().mounts.values().cloned().collect()
+    }
+
+    /// A role by name.
+    pub fn role(&self, name: &str) -> Option<Arc<RoleEntry>> {
+        self.read().roles.get(name).cloned()
+    }
+
+    /// Every role of a mount.
+    pub fn roles_of(&self, mount: &str) -> Vec<Arc<RoleEntry>> {
+        self.read()
+            .roles
+            .values()
+            .filter(|r| r.mount == mount)
+            .cloned()
+            .collect()
+    }
+
+    /// Wakes up when mounts are put or removed.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// The role and its mount's CA, ready to issue (gRPC: roles by name).
+    pub fn resolve(&self, role: &str) -> Result<Resolved, LookupError> {
+        let (entry, mount) = {
+            let state = self.read();
+            let entry =
+                state
+                    .roles
+                    .get(role)
+                    .cloned()
+                    .ok_or_else(|| LookupError::RoleNotFound {
+                        role: role.to_owned(),
+                        mount: None,
+                    })?;
+            let mount = state.mounts.get(&entry.mount).cloned();
+            (entry, mount)
+        };
+        finish(entry, mount)
+    }
+
+    /// The role under the mount served at `path` (Vault API). A role of
+    /// another mount is "not found" here, as Vault answers.
+    pub fn resolve_at_path(&self, path: &str, role: &str) -> Result<Resolved, LookupError> {
+        let not_found = || LookupError::RoleNotFound {
+            role: role.to_owned(),
+            mount: Some(normalize_path(path).to_owned()),
+        };
+        let (entry, mount) = {
+            let state = self.read();
+            let mount_name = state
+                .paths
+                .get(normalize_path(path))
+                .ok_or_else(not_found)?;
+            let entry = state.roles.get(role).cloned().ok_or_else(not_found)?;
+            if entry.mount != *mount_name {
+                return Err(not_found());
+            }
+            let mount = state.mounts.get(mount_name).cloned();
+            (entry, mount)
+        };
+        finish(entry, mount)
+    }
+}
+
+fn finish(entry: Arc<RoleEntry>, mount: Option<Arc<MountEntry>>) -> Result<Resolved, LookupError> {
+    let role = match &entry.status {
+        RoleStatus::Ready(role) => role.clone(),
+        RoleStatus::Invalid(reason) => {
+            return Err(LookupError::RoleNotReady {
+                role: entry.name.clone(),
+                reason: reason.clone(),
+            });
+        }
+    };
+    let mount = mount.ok_or_else(|| LookupError::MountNotFound(entry.mount.clone()))?;
+    let ca = match &mount.status {
+        MountStatus::Ready(ca) => ca.clone(),
+        MountStatus::NotReady(reason) => {
+            return Err(LookupError::MountNotReady {
+                mount: mount.name.clone(),
+                reason: reason.clone(),
+            });
+        }
+    };
+    Ok(Resolved {
+        entry,
+        role,
+        mount,
+        ca,
+    })
+}
+
+/// A Vault path without leading or trailing slashes.
+pub fn normalize_path(path: &str) -> &str {
+    path.trim_matches('/')
+}
+
+#[cfg(test)]
+#[path = "registry_tests.rs"]
+mod tests;
