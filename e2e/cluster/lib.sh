@@ -12,9 +12,16 @@ E2E_CACHE="${TLSMINT_E2E_CACHE:-/var/cache/tlsmint-e2e}"
 E2E_STATE="${TLSMINT_E2E_STATE:-/tmp/tlsmint-e2e}"
 
 # Versions come from the pinned Go modules under go/.
-K8S_VERSION="$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" { print $3 }' "$E2E_CLUSTER_DIR/go/kubernetes/go.mod")"
-HELM_VERSION="$(awk '$1 == "require" && $2 == "helm.sh/helm/v3" { print $3 }' "$E2E_CLUSTER_DIR/go/helm/go.mod")"
-ETCD_VERSION="$(awk '$1 == "require" && $2 == "go.etcd.io/etcd/server/v3" { print $3 }' "$E2E_CLUSTER_DIR/go/etcd/go.mod")"
+# go_mod_version DIR MODULE: the version of MODULE required in go/DIR/go.mod.
+go_mod_version() {
+	awk -v m="$2" '($1 == "require" && $2 == m) { print $3; exit } ($1 == m && $2 ~ /^v/) { print $2; exit }' \
+		"$E2E_CLUSTER_DIR/go/$1/go.mod"
+}
+K8S_VERSION="$(go_mod_version kubernetes k8s.io/kubernetes)"
+HELM_VERSION="$(go_mod_version helm helm.sh/helm/v3)"
+ETCD_VERSION="$(go_mod_version etcd go.etcd.io/etcd/server/v3)"
+[[ -n "$K8S_VERSION" && -n "$HELM_VERSION" && -n "$ETCD_VERSION" ]] ||
+	{ echo "e2e/cluster/lib.sh: cannot read the versions from go/*/go.mod" >&2; exit 1; }
 
 # Image names. Never :latest (pods use imagePullPolicy Never/IfNotPresent and
 # nothing can ever be pulled).
@@ -55,15 +62,23 @@ die() {
 	exit 1
 }
 
-# Runs "$@" up to $1 seconds until it succeeds (quietly).
-wait_for() {
-	local timeout="$1"
-	shift
-	local deadline=$((SECONDS + timeout))
-	until "$@" >/dev/null 2>&1; do
-		if ((SECONDS >= deadline)); then
-			return 1
-		fi
-		sleep 0.2
-	done
+# The PID recorded for NAME, if that process is still ours: its command line
+# mentions the state folder (guards against PID reuse).
+our_pid() {
+	local pid
+	pid="$(cat "$E2E_STATE/pids/$1" 2>/dev/null)" || return 1
+	[[ "$pid" =~ ^[0-9]+$ ]] || return 1
+	running "$pid" || return 1
+	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$E2E_STATE/" || return 1
+	echo "$pid"
+}
+
+# True while PID runs. A zombie counts as gone: the processes were started
+# in the background by `up`, which has exited, so they are reaped by init,
+# which may take its time.
+running() {
+	local stat
+	stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+	stat="${stat##*) }"
+	[[ "${stat%% *}" != Z ]]
 }

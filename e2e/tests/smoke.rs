@@ -20,11 +20,7 @@ use k8s_openapi::api::authentication::v1::{
 use k8s_openapi::api::core::v1::{
     Container, Namespace, Pod, PodSpec, PodTemplateSpec, ServiceAccount,
 };
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
-    CustomResourceDefinition, CustomResourceDefinitionNames, CustomResourceDefinitionSpec,
-    CustomResourceDefinitionVersion, CustomResourceSubresources, CustomResourceValidation,
-    JSONSchemaProps,
-};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DynamicObject, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -88,46 +84,30 @@ async fn crd_with_status_subresource() {
     // A group of its own per run, so runs never collide.
     let group = format!("{}.smoke.e2e.tlsmint.dev", unique_name("g"));
     let crd_name = format!("widgets.{group}");
-    let schema: JSONSchemaProps = serde_json::from_value(json!({
-        "type": "object",
-        "properties": {
-            "spec": { "type": "object", "properties": { "size": { "type": "integer" } } },
-            "status": { "type": "object", "properties": { "phase": { "type": "string" } } }
+    // (Built from JSON: k8s-openapi's `Default` for the status subresource
+    // is JSON null, which means "no status subresource".)
+    let crd: CustomResourceDefinition = serde_json::from_value(json!({
+        "metadata": { "name": crd_name },
+        "spec": {
+            "group": group,
+            "names": { "kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList" },
+            "scope": "Namespaced",
+            "versions": [{
+                "name": "v1",
+                "served": true,
+                "storage": true,
+                "subresources": { "status": {} },
+                "schema": { "openAPIV3Schema": {
+                    "type": "object",
+                    "properties": {
+                        "spec": { "type": "object", "properties": { "size": { "type": "integer" } } },
+                        "status": { "type": "object", "properties": { "phase": { "type": "string" } } }
+                    }
+                }}
+            }]
         }
     }))
-    .unwrap();
-    let crd = CustomResourceDefinition {
-        metadata: ObjectMeta {
-            name: Some(crd_name.clone()),
-            ..Default::default()
-        },
-        spec: CustomResourceDefinitionSpec {
-            group: group.clone(),
-            names: CustomResourceDefinitionNames {
-                kind: "Widget".into(),
-                plural: "widgets".into(),
-                singular: Some("widget".into()),
-                list_kind: Some("WidgetList".into()),
-                ..Default::default()
-            },
-            scope: "Namespaced".into(),
-            versions: vec![CustomResourceDefinitionVersion {
-                name: "v1".into(),
-                served: true,
-                storage: true,
-                schema: Some(CustomResourceValidation {
-                    open_api_v3_schema: Some(schema),
-                }),
-                subresources: Some(CustomResourceSubresources {
-                    status: Some(Default::default()),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }],
-            ..Default::default()
-        },
-        status: None,
-    };
+    .expect("CRD JSON");
     let crds = Api::<CustomResourceDefinition>::all(client.clone());
     crds.create(&PostParams::default(), &crd)
         .await
