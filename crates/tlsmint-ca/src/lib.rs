@@ -24,6 +24,7 @@ pub mod der;
 pub mod error;
 pub mod key;
 pub mod leaf;
+pub mod ocsp;
 pub mod pem;
 pub mod policy;
 pub mod serial;
