@@ -17,7 +17,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the controllers and the issuance APIs inside a cluster (in-cluster
     /// config or KUBECONFIG).
-    Run(crate::run::RunArgs),
+    Run(Box<crate::run::RunArgs>),
     /// Run the issuance APIs on this machine with no cluster, in memory, like
     /// `vault server -dev`.
     Dev(crate::dev::DevArgs),

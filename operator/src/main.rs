@@ -6,8 +6,10 @@
 use clap::Parser;
 
 mod cli;
+mod controllers;
 mod convert;
 mod dev;
+mod leader;
 mod registry;
 mod run;
 

@@ -1,10 +1,183 @@
-//! `tlsmint-operator run`: controllers and issuance APIs in a cluster.
+//! `tlsmint-operator run`: the operator in a cluster. Wires, in order: tracing, the
+//! Kubernetes client, metrics and the admin server (`/metrics`, `/healthz`, `/readyz`), the
+//! loader (every replica: the CA catalog the issuance API serves from), then the
+//! controllers under leader election. Each piece is started by one small function.
+//!
+//! Owns the flags of `run` and the wiring. It must not hold controller logic.
 
-/// Flags of `tlsmint-operator run`.
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use kube::runtime::events::{Recorder, Reporter};
+use prometheus_client::registry::Registry;
+use tlsmint_runtime::admin::{self, AdminState};
+use tlsmint_runtime::cli::CommonArgs;
+use tlsmint_runtime::health::Readiness;
+use tlsmint_runtime::{CancellationToken, shutdown, telemetry};
+
+use crate::controllers::catalog::Catalog;
+use crate::controllers::loader::{self, LoaderConfig};
+use crate::controllers::metrics::Metrics;
+use crate::controllers::registry_sink::RegistrySink;
+use crate::controllers::revocation_hook::StatusOnly;
+use crate::controllers::{self, Context};
+use crate::leader::{self, LeaderConfig};
+use crate::registry::Registry as IssuanceRegistry;
+
+/// Flags of `tlsmint-operator run`. The cluster is found through the in-cluster service
+/// account, or `KUBECONFIG` / `~/.kube/config` outside a cluster.
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {}
+#[command(
+    after_help = "The API client is not rate-limited (kube-rs has no client-side QPS limit), so a burst of \
+                  CertificateRequests is limited only by the API server."
+)]
+pub struct RunArgs {
+    #[command(flatten)]
+    common: CommonArgs,
 
-/// Runs the operator until shutdown.
-pub async fn run(_args: RunArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`tlsmint-operator run` is not implemented yet")
+    /// The operator's namespace: CA key Secrets and the leader Lease live there.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "tlsmint-system")]
+    namespace: String,
+
+    /// This replica's identity in the leader Lease (default: the host name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+
+    /// Name of the leader-election Lease in the operator's namespace.
+    #[arg(long, env = "TLSMINT_LEASE_NAME", default_value = "tlsmint-operator")]
+    lease_name: String,
+
+    /// How long the lease is valid without renewal; a peer takes over after that.
+    #[arg(long, env = "TLSMINT_LEASE_DURATION", default_value = "15s")]
+    lease_duration: tlsmint_api::Duration,
+
+    /// How long the leader keeps going while it cannot renew (must be shorter than the
+    /// lease duration); after that it stops its controllers.
+    #[arg(long, env = "TLSMINT_LEASE_RENEW_DEADLINE", default_value = "10s")]
+    renew_deadline: tlsmint_api::Duration,
+
+    /// Time between attempts to acquire or renew the lease.
+    #[arg(long, env = "TLSMINT_LEASE_RETRY_PERIOD", default_value = "2s")]
+    retry_period: tlsmint_api::Duration,
+
+    /// Reconcile only PkiMounts, IssuerRoles and CertificateRequests with these labels
+    /// (e.g. `team=a`), to run several operators side by side on one cluster.
+    #[arg(long, env = "TLSMINT_LABEL_SELECTOR")]
+    label_selector: Option<String>,
+}
+
+/// Runs the operator until SIGTERM/SIGINT.
+pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
+    let RunArgs {
+        common,
+        namespace,
+        identity,
+        lease_name,
+        lease_duration,
+        renew_deadline,
+        retry_period,
+        label_selector,
+    } = *args;
+    telemetry::init(&common.log_filter, common.log_format)?;
+    // kube and the issuance API both use rustls with aws-lc; one provider for the process.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    anyhow::ensure!(
+        renew_deadline < lease_duration,
+        "--renew-deadline ({renew_deadline}) must be shorter than --lease-duration ({lease_duration})"
+    );
+    let identity = identity.unwrap_or_else(default_identity);
+    let shutdown = shutdown::on_signal();
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let readiness = Readiness::new();
+    let (_, admin_task) = admin::serve(
+        common.admin_addr,
+        AdminState {
+            registry: Arc::new(registry),
+            readiness: readiness.clone(),
+        },
+        shutdown.clone(),
+    )
+    .await?;
+
+    // The issuance API (issue 5) serves from this registry; the loader keeps it current.
+    let registry = Arc::new(IssuanceRegistry::new());
+    let catalog = Catalog::new();
+    catalog.subscribe(Arc::new(RegistrySink(registry.clone())));
+    let (caches, loader_task) = loader::start(
+        client.clone(),
+        LoaderConfig {
+            namespace: namespace.clone(),
+            label_selector: label_selector.clone(),
+        },
+        catalog.clone(),
+        readiness.register("catalog"),
+        shutdown.clone(),
+    );
+    metrics.mounts.set(Some(caches.mounts.clone()));
+
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "tlsmint-operator".into(),
+                instance: Some(identity.clone()),
+            },
+        ),
+        client: client.clone(),
+        metrics: metrics.clone(),
+        namespace: namespace.clone(),
+        catalog,
+        caches,
+        revocations: Arc::new(StatusOnly),
+        label_selector,
+    });
+    tracing::info!(namespace = %namespace, identity = %identity, "tlsmint operator starting");
+    spawn_controllers(
+        client,
+        LeaderConfig {
+            namespace,
+            lease_name,
+            identity,
+            lease_duration: lease_duration.as_std(),
+            renew_deadline: renew_deadline.as_std(),
+            retry_period: retry_period.as_std(),
+        },
+        ctx,
+        shutdown.clone(),
+    )
+    .await;
+    shutdown.cancel();
+    let _ = tokio::join!(loader_task, admin_task);
+    tracing::info!("tlsmint operator stopped");
+    Ok(())
+}
+
+/// Runs the controllers whenever this replica leads, until shutdown.
+async fn spawn_controllers(
+    client: kube::Client,
+    config: LeaderConfig,
+    ctx: Arc<Context>,
+    shutdown: CancellationToken,
+) {
+    let metrics = ctx.metrics.clone();
+    leader::run(
+        client,
+        config,
+        shutdown,
+        move |leading| metrics.set_leader(leading),
+        move |stop| controllers::run(ctx.clone(), stop),
+    )
+    .await;
+}
+
+fn default_identity() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("tlsmint-operator-{}", std::process::id()))
 }

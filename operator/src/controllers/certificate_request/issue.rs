@@ -1,0 +1,217 @@
+//! The act step of the CertificateRequest controller that issues: builds the engine
+//! request from the spec, generates or keeps the key, signs through the mount's CA on the
+//! blocking pool, and writes the `kubernetes.io/tls` Secret (create, or server-side apply
+//! when it is already ours) in one write, so a reader never sees a new certificate with an
+//! old key.
+//!
+//! It must not write status (the controller reports) and must never put key material
+//! anywhere but the Secret's `tls.key`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, ResourceExt};
+use time::OffsetDateTime;
+use tlsmint_api::v1alpha1::{CertificateRequest, IssuerRole, RotationPolicy};
+use tlsmint_ca::{Identity, IssueRequest, Issued, NameRequest, PrivateKey, SignRequest};
+
+use super::super::apply::{
+    self, MANAGED_BY, MANAGED_BY_LABEL, REQUEST_DIGEST_ANNOTATION, REQUEST_LABEL,
+    SERIAL_ANNOTATION, text,
+};
+use super::super::catalog::{LoadedMount, LoadedRole};
+use super::super::error::{Error, Result};
+
+/// Annotation on a certificate Secret: warnings from its issuance (e.g. TTL clamped).
+pub const WARNINGS_ANNOTATION: &str = "pki.tlsmint.io/issue-warnings";
+
+/// The result of one issuance attempt.
+#[derive(Debug)]
+pub enum Attempt {
+    /// Issued and stored in the Secret.
+    Issued(Box<Issued>),
+    /// The role or the engine refused the request; retrying will not help.
+    Denied(String),
+    /// The CA cannot sign now (e.g. expired or not yet valid).
+    MountNotReady(String),
+    /// Something that may work next time failed.
+    Failed(String),
+}
+
+/// What an attempt needs.
+pub struct Request<'a> {
+    pub cr: &'a CertificateRequest,
+    pub role_object: &'a IssuerRole,
+    pub role: Arc<LoadedRole>,
+    pub mount: Arc<LoadedMount>,
+    pub secrets: &'a Api<Secret>,
+    pub existing: Option<&'a Secret>,
+    pub digest: &'a str,
+}
+
+/// Issues (or signs the CSR) and writes the Secret.
+pub async fn attempt(req: Request<'_>) -> Result<Attempt> {
+    let spec = &req.cr.spec;
+    let namespace = req.cr.namespace().unwrap_or_default();
+    let identity = Identity {
+        namespace: namespace.clone(),
+        service_account: None,
+    };
+    let names = NameRequest {
+        common_name: spec.common_name.clone(),
+        dns_names: spec.dns_names.clone(),
+        ip_addresses: spec.ip_addresses.clone(),
+        uris: spec.uris.clone(),
+    };
+    let ttl = spec.ttl.map(|t| t.as_std());
+    let ca = req.mount.ca.clone();
+    let role = req.role.role.clone();
+    let signed = match &spec.csr {
+        Some(csr) => {
+            let sign = SignRequest {
+                csr: csr.as_bytes().to_vec(),
+                names,
+                ttl,
+            };
+            run_blocking("signing", move || {
+                ca.sign(&role, &identity, &sign, OffsetDateTime::now_utc())
+            })
+            .await?
+        }
+        None => {
+            // Check names before spending a key generation on a request that is refused.
+            if let Err(e) = role.policy.check(&identity, &names) {
+                return Ok(Attempt::Denied(e.to_string()));
+            }
+            let resolved = spec.private_key.resolve(&req.role_object.spec.key);
+            if let Err(e) = spec
+                .private_key
+                .encoding
+                .validate("spec.privateKey.encoding", resolved.algorithm)
+            {
+                return Ok(Attempt::Denied(e.to_string()));
+            }
+            let key_spec = match crate::convert::key_spec(&resolved) {
+                Ok(k) => k,
+                Err(e) => return Ok(Attempt::Denied(format!("spec.privateKey: {e}"))),
+            };
+            let kept = (spec.private_key.rotation_policy == RotationPolicy::Never)
+                .then(|| {
+                    req.existing
+                        .and_then(|s| text(s, tlsmint_api::TLS_KEY_FILE))
+                })
+                .flatten()
+                .and_then(|pem| PrivateKey::from_pem(pem).ok())
+                .filter(|key| key.spec() == key_spec);
+            let issue = IssueRequest { names, ttl };
+            run_blocking("issuance", move || {
+                let key = match kept {
+                    Some(key) => key,
+                    None => PrivateKey::generate(key_spec)?,
+                };
+                ca.issue_with_key(&role, &identity, &issue, key, OffsetDateTime::now_utc())
+            })
+            .await?
+        }
+    };
+    let issued = match signed {
+        Ok(issued) => issued,
+        Err(e) => return Ok(classify(e)),
+    };
+    let secret = match certificate_secret(&req, &namespace, &issued) {
+        Ok(secret) => secret,
+        Err(e) => return Ok(Attempt::Failed(e)),
+    };
+    if !apply::apply_secret(req.secrets, &secret, req.existing.is_some()).await? {
+        return Ok(Attempt::Failed(format!(
+            "Secret {} appeared while the certificate was being issued; checking it again",
+            spec.secret_name
+        )));
+    }
+    Ok(Attempt::Issued(Box::new(issued)))
+}
+
+async fn run_blocking<T: Send + 'static>(
+    what: &'static str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|source| Error::Blocking { what, source })
+}
+
+/// Sorts an engine error into "retrying will not help" and "may work next time".
+fn classify(error: tlsmint_ca::Error) -> Attempt {
+    use tlsmint_ca::Error as E;
+    let message = error.to_string();
+    match error {
+        E::Policy(_)
+        | E::CsrTooLarge { .. }
+        | E::CsrMalformed(_)
+        | E::CsrSignature(_)
+        | E::CsrRequestsCa
+        | E::CsrCriticalExtension { .. }
+        | E::CsrKeyNotAllowed { .. }
+        | E::InvalidTtl(_)
+        | E::LeafOutlivesCa { .. }
+        | E::UnsupportedKey(_)
+        | E::InvalidConfig { .. } => Attempt::Denied(message),
+        E::CaNotValid { .. } => Attempt::MountNotReady(message),
+        E::KeyGeneration { .. }
+        | E::KeyParse(_)
+        | E::KeyEncode { .. }
+        | E::Pem { .. }
+        | E::CertificateParse { .. }
+        | E::KeyMismatch { .. }
+        | E::NotCa { .. }
+        | E::ChainInvalid { .. }
+        | E::Signing { .. } => Attempt::Failed(message),
+    }
+}
+
+fn certificate_secret(
+    req: &Request<'_>,
+    namespace: &str,
+    issued: &Issued,
+) -> Result<Secret, String> {
+    let spec = &req.cr.spec;
+    let chain = issued.ca_chain_pem.concat();
+    let root = issued.ca_chain_pem.last().cloned().unwrap_or_default();
+    let key = match (&issued.private_key, spec.csr.is_some()) {
+        (Some(key), false) => key
+            .to_pem(crate::convert::key_encoding(spec.private_key.encoding))
+            .map_err(|e| e.to_string())?
+            .expose()
+            .to_owned(),
+        // Signed CSRs: the key stays with the requester. `tls.key` must exist in a
+        // kubernetes.io/tls Secret, so it is empty.
+        _ => String::new(),
+    };
+    let labels = BTreeMap::from([
+        (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
+        (REQUEST_LABEL.to_owned(), req.cr.name_any()),
+    ]);
+    let mut annotations = BTreeMap::from([
+        (REQUEST_DIGEST_ANNOTATION.to_owned(), req.digest.to_owned()),
+        (SERIAL_ANNOTATION.to_owned(), issued.serial.to_colon_hex()),
+    ]);
+    if !issued.warnings.is_empty() {
+        annotations.insert(WARNINGS_ANNOTATION.to_owned(), issued.warnings.join("; "));
+    }
+    Ok(apply::tls_secret(
+        namespace,
+        &spec.secret_name,
+        labels,
+        annotations,
+        apply::controller_reference(req.cr),
+        BTreeMap::from([
+            (
+                tlsmint_api::TLS_CERT_FILE.to_owned(),
+                format!("{}{chain}", issued.certificate_pem),
+            ),
+            (tlsmint_api::TLS_KEY_FILE.to_owned(), key),
+            (tlsmint_api::CA_CERT_FILE.to_owned(), root),
+        ]),
+    ))
+}

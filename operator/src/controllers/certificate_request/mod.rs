@@ -1,0 +1,249 @@
+//! The CertificateRequest controller: keeps a valid certificate for each request in its
+//! `kubernetes.io/tls` Secret. It checks the request's namespace against the role's
+//! subjects, issues (or signs `spec.csr`) through the mount's CA, writes the Secret with an
+//! owner reference by server-side apply (never a Secret it does not own), renews at
+//! `renewAt` of the lifetime with a little jitter, rotates the key unless
+//! `rotationPolicy: Never`, revokes on `revoked: true`, and reports status and Events.
+//!
+//! observe ([`observe`]) -> decide ([`decide::decide`], pure) -> act -> report
+//! ([`report`]). Denials and invalid specs wait for a change (no retry loop); transient
+//! failures back off with `status.failureCount`; success requeues at the renewal time.
+
+pub mod decide;
+pub mod digest;
+mod issue;
+mod report;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+use time::OffsetDateTime;
+use tlsmint_api::conditions::reason;
+use tlsmint_api::v1alpha1::{CertificateRequest, IssuerRole};
+
+use super::Context;
+use super::apply::{self, REQUEST_DIGEST_ANNOTATION, is_controlled_by, text};
+use super::backoff;
+use super::error::{Error, Result};
+use super::revocation_hook::Revocation;
+use super::times;
+use decide::{Current, Decision, Facts, RoleState, SecretState};
+use report::Outcome;
+
+/// The kind, for metrics and logs.
+pub const KIND: &str = "CertificateRequest";
+
+/// Reconciles one CertificateRequest.
+#[tracing::instrument(skip_all, fields(kind = KIND, namespace = cr.namespace().unwrap_or_default(), name = %cr.name_any()))]
+pub async fn reconcile(cr: Arc<CertificateRequest>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let result = reconcile_inner(&cr, &ctx).await;
+    ctx.metrics
+        .reconciled(KIND, started.elapsed().as_secs_f64());
+    result
+}
+
+/// Retry after a failed reconcile (API errors).
+pub fn error_policy(cr: Arc<CertificateRequest>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failed(KIND, error.category());
+    tracing::warn!(kind = KIND, namespace = cr.namespace().unwrap_or_default(), name = %cr.name_any(), error = error as &dyn std::error::Error, "reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn reconcile_inner(cr: &CertificateRequest, ctx: &Context) -> Result<Action> {
+    let namespace = cr.namespace().ok_or_else(|| Error::MissingNamespace {
+        kind: KIND,
+        name: cr.name_any(),
+    })?;
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let secret = apply::get_secret(&secrets, &namespace, &cr.spec.secret_name).await?;
+    let role_object = ctx
+        .caches
+        .roles
+        .state()
+        .into_iter()
+        .find(|r| r.name_any() == cr.spec.role_ref.name);
+    let facts = observe(cr, ctx, &namespace, role_object.as_deref(), secret.as_ref());
+    let decision = decide::decide(&facts);
+    tracing::debug!(decision = ?decision_name(&decision), "decided");
+    let outcome = act(
+        decision,
+        cr,
+        ctx,
+        &facts,
+        role_object.as_deref(),
+        &secrets,
+        secret.as_ref(),
+    )
+    .await?;
+    report::report(cr, ctx, outcome).await
+}
+
+fn observe(
+    cr: &CertificateRequest,
+    ctx: &Context,
+    namespace: &str,
+    role_object: Option<&IssuerRole>,
+    secret: Option<&Secret>,
+) -> Facts {
+    let status = cr.status.as_ref();
+    let role_name = &cr.spec.role_ref.name;
+    let role = match role_object {
+        None => RoleState::Missing,
+        Some(r) if !r.spec.allows_namespace(namespace) => RoleState::Denied(format!(
+            "namespace {namespace} is not among the subjects of IssuerRole {role_name}"
+        )),
+        Some(r) => match ctx.catalog.role(role_name) {
+            None => RoleState::NotReady {
+                reason: reason::ROLE_NOT_READY,
+                message: format!("IssuerRole {role_name} is not valid; see its status"),
+            },
+            Some(loaded) if ctx.catalog.mount(&loaded.mount).is_none() => RoleState::NotReady {
+                reason: reason::MOUNT_NOT_READY,
+                message: format!(
+                    "PkiMount {} of IssuerRole {role_name} is not Ready",
+                    r.spec.mount_ref.name
+                ),
+            },
+            Some(_) => RoleState::Ready,
+        },
+    };
+    let uid = cr.uid().unwrap_or_default();
+    let secret = match secret {
+        None => SecretState::Missing,
+        Some(s) if !is_controlled_by(s, &uid) => SecretState::Foreign,
+        Some(s) => SecretState::Owned(current_certificate(s)),
+    };
+    Facts {
+        spec_error: cr.spec.validate().err().map(|e| e.to_string()),
+        revoked: cr.spec.revoked,
+        revocation_recorded: status.is_some_and(|s| s.revocation_time.is_some()),
+        status_certificate: status.and_then(|s| {
+            Some((
+                s.serial_number.clone()?,
+                times::engine_time(s.not_after.as_ref()?),
+            ))
+        }),
+        role,
+        secret,
+        digest: digest::request_digest(&cr.spec),
+        renew_at: cr.spec.renew_at.get(),
+        failures: status.and_then(|s| {
+            Some((
+                s.failure_count?,
+                times::engine_time(s.last_failure_time.as_ref()?),
+            ))
+        }),
+        seed: backoff::seed_of(uid.as_bytes()),
+        now: OffsetDateTime::now_utc(),
+    }
+}
+
+/// The certificate in `secret`'s `tls.crt`, if it parses.
+fn current_certificate(secret: &Secret) -> Option<Current> {
+    let certs = text(secret, tlsmint_api::TLS_CERT_FILE)?;
+    let der = tlsmint_ca::pem::decode_certificates(certs)
+        .ok()?
+        .into_iter()
+        .next()?;
+    let info = tlsmint_ca::x509::parse_certificate(&der, "leaf").ok()?;
+    Some(Current {
+        serial: info.serial.to_colon_hex(),
+        not_before: info.not_before,
+        not_after: info.not_after,
+        digest: secret.annotations().get(REQUEST_DIGEST_ANNOTATION).cloned(),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn act(
+    decision: Decision,
+    cr: &CertificateRequest,
+    ctx: &Context,
+    facts: &Facts,
+    role_object: Option<&IssuerRole>,
+    secrets: &Api<Secret>,
+    secret: Option<&Secret>,
+) -> Result<Outcome> {
+    Ok(match decision {
+        Decision::InvalidSpec(message) => Outcome::invalid(message),
+        Decision::Revoked => Outcome::revoked(None),
+        Decision::Revoke { serial, not_after } => {
+            let mount = ctx
+                .catalog
+                .role(&cr.spec.role_ref.name)
+                .map(|r| r.mount.clone())
+                .or_else(|| role_object.map(|r| r.spec.mount_ref.name.clone()))
+                .unwrap_or_default();
+            ctx.revocations
+                .record(Revocation {
+                    mount,
+                    serial: serial.clone(),
+                    revoked_at: facts.now,
+                    not_after,
+                    request: format!("{}/{}", cr.namespace().unwrap_or_default(), cr.name_any()),
+                })
+                .await?;
+            Outcome::revoked(Some((serial, facts.now)))
+        }
+        Decision::Denied(message) => Outcome::denied(message),
+        Decision::ForeignSecret => Outcome::foreign_secret(&cr.spec.secret_name),
+        Decision::Wait { reason, message } => Outcome::waiting(reason, message),
+        Decision::Backoff { retry_at } => Outcome::backing_off(retry_at, facts.now),
+        Decision::UpToDate { current, renewal } => {
+            let warnings =
+                secret.and_then(|s| s.annotations().get(issue::WARNINGS_ANNOTATION).cloned());
+            let pem = secret
+                .and_then(|s| text(s, tlsmint_api::TLS_CERT_FILE))
+                .and_then(|c| tlsmint_ca::pem::decode_certificates(c).ok())
+                .and_then(|ders| ders.into_iter().next())
+                .map(|der| tlsmint_ca::pem::encode_certificate(&der));
+            Outcome::up_to_date(current, pem, renewal, warnings, facts.now)
+        }
+        Decision::Issue(why) => {
+            let (Some(role_object), Some(role)) =
+                (role_object, ctx.catalog.role(&cr.spec.role_ref.name))
+            else {
+                return Ok(Outcome::waiting(
+                    reason::ROLE_NOT_READY,
+                    "the role changed; retrying".into(),
+                ));
+            };
+            let Some(mount) = ctx.catalog.mount(&role.mount) else {
+                return Ok(Outcome::waiting(
+                    reason::MOUNT_NOT_READY,
+                    format!("PkiMount {} is not Ready", role.mount),
+                ));
+            };
+            let role_name = role.name.clone();
+            let attempt = issue::attempt(issue::Request {
+                cr,
+                role_object,
+                role,
+                mount,
+                secrets,
+                existing: secret,
+                digest: &facts.digest,
+            })
+            .await?;
+            Outcome::from_attempt(attempt, why, &role_name, cr, ctx, facts)
+        }
+    })
+}
+
+fn decision_name(decision: &Decision) -> &'static str {
+    match decision {
+        Decision::InvalidSpec(_) => "invalid_spec",
+        Decision::Revoke { .. } => "revoke",
+        Decision::Revoked => "revoked",
+        Decision::Denied(_) => "denied",
+        Decision::ForeignSecret => "foreign_secret",
+        Decision::Wait { .. } => "wait",
+        Decision::Backoff { .. } => "backoff",
+        Decision::Issue(_) => "issue",
+        Decision::UpToDate { .. } => "up_to_date",
+    }
+}

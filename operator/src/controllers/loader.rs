@@ -1,0 +1,319 @@
+//! The loader: runs on every replica (leader or not) and keeps the [`Catalog`] equal to
+//! what the cluster says. It watches PkiMounts, IssuerRoles and the Secrets of the
+//! operator's namespace, and loads a mount's CA only when the mount is Ready, its key
+//! Secret is present and that Secret holds exactly the published certificate with a
+//! matching key. A key Secret that disappears or changes unloads the mount at once, so
+//! nothing more is issued under it, even before the mount's status says so.
+//!
+//! Owns the watch caches it shares with the controllers. It must not write anything to
+//! the API server: the leader's controllers do.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use tlsmint_api::conditions;
+use tlsmint_api::v1alpha1::{IssuerRole, PkiMount};
+use tlsmint_ca::CertificateAuthority;
+use tlsmint_runtime::CancellationToken;
+use tlsmint_runtime::health::Check;
+
+use super::apply::text;
+use super::catalog::{Catalog, LoadedMount, LoadedRole, MountGone, RoleGone};
+
+/// The watch caches the loader keeps (shared read-only with the controllers).
+#[derive(Clone)]
+pub struct Caches {
+    /// Every PkiMount (matching the label selector).
+    pub mounts: Store<PkiMount>,
+    /// Every IssuerRole (matching the label selector).
+    pub roles: Store<IssuerRole>,
+    /// The Secrets of the operator's namespace (CA keys, imports, signed intermediates).
+    pub secrets: Store<Secret>,
+}
+
+impl std::fmt::Debug for Caches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caches")
+            .field("mounts", &self.mounts.len())
+            .field("roles", &self.roles.len())
+            .field("secrets", &self.secrets.len())
+            .finish()
+    }
+}
+
+/// Where the loader watches.
+#[derive(Clone, Debug)]
+pub struct LoaderConfig {
+    /// The operator's namespace (CA key Secrets live there).
+    pub namespace: String,
+    /// Only PkiMounts and IssuerRoles matching this label selector.
+    pub label_selector: Option<String>,
+}
+
+/// Starts the watches and the loading task; it stops when `shutdown` is cancelled.
+/// `ready` turns true once the first full load is done.
+pub fn start(
+    client: Client,
+    config: LoaderConfig,
+    catalog: Catalog,
+    ready: Check,
+    shutdown: CancellationToken,
+) -> (Caches, tokio::task::JoinHandle<()>) {
+    let mut selected = watcher::Config::default().any_semantic();
+    if let Some(selector) = &config.label_selector {
+        selected = selected.labels(selector);
+    }
+    let (mounts, mounts_writer) = reflector::store();
+    let (roles, roles_writer) = reflector::store();
+    let (secrets, secrets_writer) = reflector::store();
+    let changes = futures::stream::select_all([
+        watcher(Api::<PkiMount>::all(client.clone()), selected.clone())
+            .default_backoff()
+            .reflect(mounts_writer)
+            .map_ok(|_| ())
+            .boxed(),
+        watcher(Api::<IssuerRole>::all(client.clone()), selected)
+            .default_backoff()
+            .reflect(roles_writer)
+            .map_ok(|_| ())
+            .boxed(),
+        watcher(
+            Api::<Secret>::namespaced(client, &config.namespace),
+            watcher::Config::default().any_semantic(),
+        )
+        .default_backoff()
+        .reflect(secrets_writer)
+        .map_ok(|_| ())
+        .boxed(),
+    ]);
+    let caches = Caches {
+        mounts,
+        roles,
+        secrets,
+    };
+    let task = tokio::spawn(run(
+        caches.clone(),
+        config.namespace,
+        catalog,
+        changes,
+        ready,
+        shutdown,
+    ));
+    (caches, task)
+}
+
+async fn run(
+    caches: Caches,
+    namespace: String,
+    catalog: Catalog,
+    mut changes: futures::stream::SelectAll<
+        futures::stream::BoxStream<'static, Result<(), watcher::Error>>,
+    >,
+    ready: Check,
+    shutdown: CancellationToken,
+) {
+    let mut loaded = Loaded::default();
+    let mut synced = false;
+    loop {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => return,
+            event = changes.next() => event,
+        };
+        match event {
+            None => return,
+            Some(Err(error)) => {
+                tracing::warn!(
+                    error = &error as &dyn std::error::Error,
+                    "loader watch failed; retrying"
+                );
+                continue;
+            }
+            Some(Ok(())) => {}
+        }
+        if !synced {
+            let all_ready = [
+                is_ready(&caches.mounts),
+                is_ready(&caches.roles),
+                is_ready(&caches.secrets),
+            ];
+            if all_ready.contains(&false) {
+                continue;
+            }
+            synced = true;
+        }
+        // Let a burst of watch events land before recomputing.
+        while let Some(Some(Ok(()))) = changes.next().now_or_never() {}
+        loaded.refresh(&caches, &namespace, &catalog);
+        ready.set(true);
+    }
+}
+
+/// Whether a cache has received its first full list.
+pub fn is_ready<K>(store: &Store<K>) -> bool
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store
+        .wait_until_ready()
+        .now_or_never()
+        .is_some_and(|r| r.is_ok())
+}
+
+/// What is loaded, by name, with the inputs it was built from (so an unchanged object is
+/// not rebuilt on every event).
+#[derive(Default)]
+struct Loaded {
+    mounts: BTreeMap<String, String>,
+    roles: BTreeMap<String, String>,
+}
+
+impl Loaded {
+    fn refresh(&mut self, caches: &Caches, namespace: &str, catalog: &Catalog) {
+        let secrets: BTreeMap<String, Arc<Secret>> = caches
+            .secrets
+            .state()
+            .into_iter()
+            .map(|s| (s.name_any(), s))
+            .collect();
+        let mut seen = Vec::new();
+        for mount in caches.mounts.state() {
+            let name = mount.name_any();
+            seen.push(name.clone());
+            let key_secret = key_secret_name(&mount).and_then(|n| secrets.get(n));
+            let fingerprint = mount_fingerprint(&mount, key_secret.map(|s| s.as_ref()));
+            if self.mounts.get(&name) == Some(&fingerprint) {
+                continue;
+            }
+            match load_mount(&mount, key_secret.map(|s| s.as_ref())) {
+                Ok(loaded) => {
+                    tracing::info!(mount = %name, x509.serial = %loaded.ca.info().serial.to_colon_hex(), "CA loaded");
+                    catalog.put_mount(Arc::new(loaded));
+                }
+                Err(why) => {
+                    if catalog.mount(&name).is_some() {
+                        tracing::warn!(mount = %name, namespace, reason = why, "CA unloaded: issuance under this mount stops");
+                    }
+                    let ready = mount
+                        .status
+                        .as_ref()
+                        .and_then(|s| conditions::find(&s.conditions, conditions::READY));
+                    let reason = match ready {
+                        Some(c) if c.status != "True" => format!("{}: {}", c.reason, c.message),
+                        _ => format!("the CA of PkiMount {name} cannot sign: {why}"),
+                    };
+                    catalog.remove_mount(
+                        &name,
+                        &MountGone::NotReady {
+                            path: mount.mount_path().to_owned(),
+                            reason,
+                            crl_expiry: mount.spec.crl.expiry.as_std(),
+                        },
+                    );
+                }
+            }
+            self.mounts.insert(name, fingerprint);
+        }
+        for gone in self.mounts.keys().filter(|n| !seen.contains(n)) {
+            tracing::info!(mount = %gone, "PkiMount deleted: CA unloaded");
+            catalog.remove_mount(gone, &MountGone::Deleted);
+        }
+        self.mounts.retain(|name, _| seen.contains(name));
+        self.refresh_roles(caches, catalog);
+    }
+
+    fn refresh_roles(&mut self, caches: &Caches, catalog: &Catalog) {
+        let mut seen = Vec::new();
+        for role in caches.roles.state() {
+            let name = role.name_any();
+            seen.push(name.clone());
+            let fingerprint = format!(
+                "{}/{}",
+                role.uid().unwrap_or_default(),
+                role.metadata.generation.unwrap_or_default()
+            );
+            if self.roles.get(&name) == Some(&fingerprint) {
+                continue;
+            }
+            match crate::convert::role(&name, &role.spec) {
+                Ok(compiled) => catalog.put_role(Arc::new(LoadedRole {
+                    name: name.clone(),
+                    mount: role.spec.mount_ref.name.clone(),
+                    role: Arc::new(compiled),
+                    subjects: role.spec.subjects.clone(),
+                })),
+                Err(e) => catalog.remove_role(
+                    &name,
+                    &RoleGone::Invalid {
+                        mount: role.spec.mount_ref.name.clone(),
+                        subjects: role.spec.subjects.clone(),
+                        reason: e.to_string(),
+                    },
+                ),
+            }
+            self.roles.insert(name, fingerprint);
+        }
+        for gone in self.roles.keys().filter(|n| !seen.contains(n)) {
+            catalog.remove_role(gone, &RoleGone::Deleted);
+        }
+        self.roles.retain(|name, _| seen.contains(name));
+    }
+}
+
+/// The name of the Secret that holds `mount`'s key, from its status.
+fn key_secret_name(mount: &PkiMount) -> Option<&str> {
+    mount.status.as_ref()?.key_secret_name.as_deref()
+}
+
+fn mount_fingerprint(mount: &PkiMount, secret: Option<&Secret>) -> String {
+    let status = mount.status.as_ref();
+    format!(
+        "{}/{}/{}/{}/{}/{}",
+        mount.uid().unwrap_or_default(),
+        mount.metadata.generation.unwrap_or_default(),
+        status.is_some_and(|s| conditions::is_ready(&s.conditions)),
+        status
+            .and_then(|s| s.serial_number.as_deref())
+            .unwrap_or_default(),
+        key_secret_name(mount).unwrap_or_default(),
+        secret
+            .and_then(|s| s.resource_version())
+            .unwrap_or_default(),
+    )
+}
+
+/// Builds the CA of `mount` if it may sign; otherwise says why not (for logs only: the
+/// reason is never shown to users, the mount's status is).
+fn load_mount(mount: &PkiMount, secret: Option<&Secret>) -> Result<LoadedMount, &'static str> {
+    let status = mount.status.as_ref().ok_or("no status")?;
+    if !conditions::is_ready(&status.conditions) {
+        return Err("not Ready");
+    }
+    let published = status.certificate.as_deref().ok_or("no certificate")?;
+    let secret = secret.ok_or("key Secret missing")?;
+    let key = text(secret, tlsmint_api::TLS_KEY_FILE).ok_or("key Secret has no tls.key")?;
+    let certs = text(secret, tlsmint_api::TLS_CERT_FILE).ok_or("key Secret has no tls.crt")?;
+    let held = tlsmint_ca::pem::decode_certificates(certs).map_err(|_| "tls.crt unreadable")?;
+    let expected = tlsmint_ca::pem::decode_certificate(published)
+        .map_err(|_| "status.certificate unreadable")?;
+    if held.first() != Some(&expected) {
+        return Err("key Secret holds another certificate than the published one");
+    }
+    let settings =
+        crate::convert::mount(&mount.name_any(), &mount.spec).map_err(|_| "invalid spec")?;
+    let ca = CertificateAuthority::from_pem(&mount.name_any(), certs, key)
+        .map_err(|_| "key does not match the certificate")?
+        .with_options(settings.options)
+        .map_err(|_| "invalid mount options")?;
+    Ok(LoadedMount {
+        name: mount.name_any(),
+        path: mount.mount_path().to_owned(),
+        ca: Arc::new(ca),
+        crl_expiry: mount.spec.crl.expiry.as_std(),
+    })
+}

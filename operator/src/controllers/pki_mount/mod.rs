@@ -1,0 +1,278 @@
+//! The PkiMount controller: makes each mount's CA exist exactly once and reports whether it
+//! can sign. Root: generate once, key in a Secret of the operator's namespace, created
+//! create-only so that two replicas (or a restarted one) can never publish two CAs.
+//! Intermediate with parentRef: signed by the parent once it is Ready. Intermediate without
+//! it: publish `status.csr`, then accept `spec.signedCertificateSecretRef` only if it holds
+//! this key. Import: validate the pair. Afterwards every reconcile re-checks the key
+//! Secret against the published certificate (`KeyMissing` / `KeyMismatch`).
+//!
+//! observe ([`observe`]) -> decide ([`decide::decide`], pure) -> act ([`act`]) -> report
+//! ([`report`]). It must not issue leaf certificates and must never overwrite a key Secret.
+
+mod act;
+pub mod decide;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Api, Resource, ResourceExt};
+use tlsmint_api::conditions::{self, reason};
+use tlsmint_api::v1alpha1::{MountType, PkiMount, PkiMountStatus};
+
+use super::Context;
+use super::apply::{self, is_controlled_by, text};
+use super::error::{Error, Result};
+use super::times;
+use decide::{Decision, Facts, KeySecret, Origin, Parent};
+
+/// The kind, for metrics and logs.
+pub const KIND: &str = "PkiMount";
+/// How often a Ready mount is re-checked even when nothing changes.
+const RECHECK: Duration = Duration::from_secs(600);
+/// How soon a mount that waits for something is re-checked (watches usually come first).
+const WAIT_RECHECK: Duration = Duration::from_secs(30);
+
+/// Reconciles one PkiMount.
+#[tracing::instrument(skip_all, fields(kind = KIND, name = %mount.name_any()))]
+pub async fn reconcile(mount: Arc<PkiMount>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let result = reconcile_inner(&mount, &ctx).await;
+    ctx.metrics
+        .reconciled(KIND, started.elapsed().as_secs_f64());
+    result
+}
+
+/// Retry after a failed reconcile (API errors): a short, fixed delay; the kube runtime
+/// also spaces out watch-triggered retries.
+pub fn error_policy(mount: Arc<PkiMount>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failed(KIND, error.category());
+    tracing::warn!(kind = KIND, name = %mount.name_any(), error = error as &dyn std::error::Error, "reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+async fn reconcile_inner(mount: &PkiMount, ctx: &Context) -> Result<Action> {
+    let name = mount.name_any();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
+    let key_name = key_secret_name(mount);
+    let key_secret = apply::get_secret(&secrets, &ctx.namespace, &key_name).await?;
+    let signed_secret = match (&mount.spec.signed_certificate_secret_ref, origin(mount)) {
+        (Some(reference), Origin::External) => {
+            apply::get_secret(&secrets, &ctx.namespace, &reference.name).await?
+        }
+        _ => None,
+    };
+    let facts = observe(mount, ctx, key_secret.as_ref(), signed_secret.as_ref());
+    let parent_name = mount
+        .spec
+        .parent_ref
+        .as_ref()
+        .map(|p| p.name.as_str())
+        .unwrap_or_default();
+    let decision = decide::decide(&facts, &key_name, parent_name);
+    tracing::debug!(?decision, "decided");
+    let outcome = act::act(
+        decision,
+        act::Inputs {
+            mount,
+            ctx,
+            secrets: &secrets,
+            key_name: &key_name,
+            key_secret: key_secret.as_ref(),
+            signed_secret: signed_secret.as_ref(),
+            published: facts.published,
+        },
+    )
+    .await?;
+    report(mount, ctx, &name, &key_name, outcome).await
+}
+
+/// Where the mount's CA comes from.
+pub fn origin(mount: &PkiMount) -> Origin {
+    match (
+        mount.spec.mount_type,
+        &mount.spec.import_from,
+        &mount.spec.parent_ref,
+    ) {
+        (_, Some(_), _) => Origin::Import,
+        (MountType::Root, None, _) => Origin::Root,
+        (MountType::Intermediate, None, Some(_)) => Origin::Parent,
+        (MountType::Intermediate, None, None) => Origin::External,
+    }
+}
+
+/// The Secret (in the operator's namespace) that holds the mount's key: the import Secret,
+/// the one named in status, or `<name>-ca-key`.
+pub fn key_secret_name(mount: &PkiMount) -> String {
+    if let Some(import) = &mount.spec.import_from {
+        return import.secret_ref.name.clone();
+    }
+    if let Some(name) = mount
+        .status
+        .as_ref()
+        .and_then(|s| s.key_secret_name.clone())
+    {
+        return name;
+    }
+    let name = format!("{}-ca-key", mount.name_any());
+    if name.len() <= 253 {
+        name
+    } else {
+        let digest = super::certificate_request::digest::short_hex(mount.name_any().as_bytes());
+        format!("{}-{digest}-ca-key", &mount.name_any()[..200])
+    }
+}
+
+fn observe(
+    mount: &PkiMount,
+    ctx: &Context,
+    key_secret: Option<&Secret>,
+    signed_secret: Option<&Secret>,
+) -> Facts {
+    let origin = origin(mount);
+    let uid = mount.uid().unwrap_or_default();
+    let filled = |s: &Secret, key: &str| text(s, key).is_some_and(|v| !v.trim().is_empty());
+    let key_secret = match key_secret {
+        None => KeySecret::Missing,
+        Some(s) if origin != Origin::Import && !is_controlled_by(s, &uid) => KeySecret::Foreign,
+        Some(s) => KeySecret::Present {
+            has_key: filled(s, tlsmint_api::TLS_KEY_FILE),
+            has_cert: filled(s, tlsmint_api::TLS_CERT_FILE),
+        },
+    };
+    let parent = match &mount.spec.parent_ref {
+        None => Parent::Missing,
+        Some(p) if ctx.catalog.mount(&p.name).is_some() => Parent::Ready,
+        Some(p)
+            if ctx
+                .caches
+                .mounts
+                .state()
+                .iter()
+                .any(|m| m.name_any() == p.name) =>
+        {
+            Parent::NotReady
+        }
+        Some(_) => Parent::Missing,
+    };
+    let status = mount.status.as_ref();
+    Facts {
+        spec_error: mount.validate().err().map(|e| e.to_string()),
+        origin,
+        published: status.is_some_and(|s| {
+            s.certificate.is_some() || s.csr.is_some() || s.key_secret_name.is_some()
+        }),
+        key_secret,
+        parent,
+        signed_certificate: mount
+            .spec
+            .signed_certificate_secret_ref
+            .as_ref()
+            .map(|_| signed_secret.is_some_and(|s| filled(s, tlsmint_api::TLS_CERT_FILE))),
+    }
+}
+
+/// What `act` found out, for the status.
+#[derive(Debug)]
+pub struct Outcome {
+    /// `Ready` condition: status, reason, message.
+    pub ready: (bool, &'static str, String),
+    /// The CA, when it is loaded and valid.
+    pub ca: Option<Arc<tlsmint_ca::CertificateAuthority>>,
+    /// The CSR to publish (external intermediates waiting for their certificate).
+    pub csr: Option<String>,
+    /// Whether the key Secret exists and is ours to name in status.
+    pub key_secret_known: bool,
+    /// An extra Event to publish (e.g. "CA created").
+    pub event: Option<(EventType, &'static str, String)>,
+}
+
+impl Outcome {
+    fn not_ready(reason: &'static str, message: String) -> Self {
+        Outcome {
+            ready: (false, reason, message),
+            ca: None,
+            csr: None,
+            key_secret_known: false,
+            event: None,
+        }
+    }
+}
+
+impl From<Decision> for Outcome {
+    fn from(decision: Decision) -> Self {
+        match decision {
+            Decision::NotReady { reason, message } => Outcome::not_ready(reason, message),
+            other => Outcome::not_ready(reason::PENDING, format!("{other:?}")),
+        }
+    }
+}
+
+async fn report(
+    mount: &PkiMount,
+    ctx: &Context,
+    name: &str,
+    key_name: &str,
+    outcome: Outcome,
+) -> Result<Action> {
+    let old = mount.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+    let generation = mount.metadata.generation;
+    status.observed_generation = generation;
+    status.path = Some(mount.mount_path().to_owned());
+    if outcome.key_secret_known || outcome.ca.is_some() {
+        status.key_secret_name = Some(key_name.to_owned());
+    }
+    if let Some(csr) = &outcome.csr {
+        status.csr = Some(csr.clone());
+    }
+    if let Some(ca) = &outcome.ca {
+        fill_from_ca(&mut status, ca);
+    }
+    let now = times::k8s_time(time::OffsetDateTime::now_utc());
+    let (ready, reason, message) = outcome.ready;
+    let condition = if ready {
+        conditions::ready(reason, message.clone(), generation, now)
+    } else {
+        conditions::not_ready(reason, message.clone(), generation, now)
+    };
+    let before = conditions::find(&old.conditions, conditions::READY)
+        .map(|c| (c.status.clone(), c.reason.clone()));
+    conditions::set(&mut status.conditions, condition);
+    let after = conditions::find(&status.conditions, conditions::READY)
+        .map(|c| (c.status.clone(), c.reason.clone()));
+    if status != old {
+        let api: Api<PkiMount> = Api::all(ctx.client.clone());
+        apply::apply_status(&api, name, &status).await?;
+    }
+    if let Some((type_, reason, note)) = outcome.event {
+        ctx.publish(mount.object_ref(&()), type_, reason, note, "Reconcile")
+            .await;
+    }
+    if before != after {
+        let type_ = if ready
+            || matches!(
+                reason,
+                reason::PARENT_NOT_READY | reason::WAITING_FOR_SIGNED_CERTIFICATE
+            ) {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        ctx.publish(mount.object_ref(&()), type_, reason, message, "Reconcile")
+            .await;
+    }
+    Ok(Action::requeue(if ready { RECHECK } else { WAIT_RECHECK }))
+}
+
+fn fill_from_ca(status: &mut PkiMountStatus, ca: &tlsmint_ca::CertificateAuthority) {
+    let info = ca.info();
+    status.certificate = Some(ca.certificate_pem());
+    status.ca_chain = ca.ca_chain_pem();
+    status.serial_number = Some(info.serial.to_colon_hex());
+    status.not_before = Some(times::k8s_time(info.not_before));
+    status.not_after = Some(times::k8s_time(info.not_after));
+    status.csr = None;
+}
