@@ -172,7 +172,13 @@ mod tests {
 
     #[test]
     fn decides_role_readiness() {
-        type Row = (IssuerRole, Result<(), String>, MountFacts, bool, &'static str);
+        type Row = (
+            IssuerRole,
+            Result<(), String>,
+            MountFacts,
+            bool,
+            &'static str,
+        );
         let table: Vec<Row> = vec![
             (role(|_| {}), Ok(()), READY, true, "Ready"),
             (
