@@ -7,6 +7,8 @@
 //! Every test makes its own uniquely named objects and deletes them when it
 //! ends, even when it fails, so tests run alone or in parallel.
 
+pub mod operator;
+
 use std::fmt::Debug;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -99,6 +99,7 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
         AdminState {
             registry: Arc::new(registry),
             readiness: readiness.clone(),
+            reuse_port: common.admin_reuse_port,
         },
         shutdown.clone(),
     )

@@ -31,4 +31,10 @@ pub struct CommonArgs {
     /// alive) and `/readyz` (the process can serve).
     #[arg(long, env = "TLSMINT_ADMIN_ADDR", default_value = "0.0.0.0:9090")]
     pub admin_addr: SocketAddr,
+
+    /// Let several processes on one host share the admin port (SO_REUSEPORT). Only for
+    /// replicas that share the host network on one node (the local test cluster); the
+    /// kernel then spreads requests, so a probe may be answered by a sibling replica.
+    #[arg(long, env = "TLSMINT_ADMIN_REUSE_PORT", default_value_t = false)]
+    pub admin_reuse_port: bool,
 }
