@@ -13,6 +13,8 @@ pub struct Cli {
 }
 
 /// The operator's modes.
+// Parsed once at start-up: the size difference between the variants is harmless.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controllers and the issuance APIs inside a cluster (in-cluster

@@ -1,10 +1,401 @@
-//! `tlsmint-operator dev`: the issuance APIs on one machine, in memory.
+//! `tlsmint-operator dev`: the whole issuance API on one machine, in memory,
+//! with no cluster (the analogue of `vault server -dev`).
+//!
+//! HTTP (Vault-compatible) on 127.0.0.1:8200 without TLS, gRPC on
+//! 127.0.0.1:8201, a printed `Root Token: <token>`. Mounts and roles come from
+//! PkiMount/IssuerRole YAML files in the CRD format (`--config DIR`,
+//! multi-document files allowed), or the classic Vault tutorial set: mount
+//! `pki` (Root, "Example Root CA"), mount `pki-int` at path `pki_int`
+//! (Intermediate signed by `pki`) and role `web-server` on it (subdomains of
+//! example.com, maxTTL 720h, any subject). How tokens work here is described
+//! in `api::auth` (the root token, or any ServiceAccount JWT taken at its word).
+//!
+//! Owns: dev flags, loading the YAML, building the CAs, the banner. Must not:
+//! listen beyond loopback by default, or persist anything.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use rand::RngCore;
+use serde::Deserialize;
+use time::OffsetDateTime;
+use tlsmint_api::v1alpha1::{
+    CaSubject, IssuerRole, IssuerRoleSpec, MountType, NameReference, PkiMount, PkiMountSpec,
+    RoleSubject,
+};
+use tlsmint_ca::{CertificateAuthority, PendingIntermediate};
+use tlsmint_runtime::cli::LogFormat;
+
+use crate::api::auth::DevAuthenticator;
+use crate::api::{self, ApiArgs, Services};
+use crate::registry::{MountEntry, MountStatus, Registry, RoleEntry};
+use crate::revocation::{MemoryStore, Revocations};
 
 /// Flags of `tlsmint-operator dev`.
 #[derive(Debug, clap::Args)]
-pub struct DevArgs {}
+pub struct DevArgs {
+    /// Directory of PkiMount and IssuerRole YAML files (CRD format; several
+    /// documents per file allowed). Without it, the Vault tutorial setup is
+    /// used: mounts `pki` and `pki-int` (path `pki_int`), role `web-server`.
+    #[arg(long, env = "TLSMINT_DEV_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// The root token to accept and print, as with `vault server -dev
+    /// -dev-root-token-id` [default: random].
+    #[arg(long, env = "TLSMINT_DEV_ROOT_TOKEN_ID")]
+    pub dev_root_token_id: Option<String>,
+
+    /// Namespace of the identity the root token stands for (fills
+    /// `{{namespace}}` in role templates).
+    #[arg(long, env = "TLSMINT_DEV_NAMESPACE", default_value = "default")]
+    pub dev_namespace: String,
+
+    /// ServiceAccount of the identity the root token stands for (fills
+    /// `{{serviceAccount}}`).
+    #[arg(long, env = "TLSMINT_DEV_SERVICE_ACCOUNT", default_value = "default")]
+    pub dev_service_account: String,
+
+    /// Log filter in tracing's EnvFilter syntax.
+    #[arg(long = "log-level", env = "TLSMINT_LOG", default_value = "info")]
+    pub log_filter: String,
+
+    /// Log line format (audit lines use the `tlsmint::audit` target).
+    #[arg(long, env = "TLSMINT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
+    pub log_format: LogFormat,
+
+    /// API flags (addresses default to 127.0.0.1 in dev mode).
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
 
 /// Runs dev mode until interrupted.
-pub async fn run(_args: DevArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`tlsmint-operator dev` is not implemented yet")
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    tlsmint_runtime::telemetry::init(&args.log_filter, args.log_format)?;
+    let (mounts, roles) = match &args.config {
+        Some(dir) => load_dir(dir)?,
+        None => default_setup(),
+    };
+    let registry = Arc::new(Registry::new());
+    let mut built = tokio::task::spawn_blocking(move || build_mounts(&mounts))
+        .await
+        .context("building the dev CAs")??;
+    built.sort_by(|a, b| a.name.cmp(&b.name));
+    let summary: Vec<String> = built
+        .iter()
+        .map(|m| match &m.status {
+            MountStatus::Ready(_) => format!("mount {} at /v1/{}/ (ready)", m.name, m.path),
+            MountStatus::NotReady(why) => {
+                format!("mount {} at /v1/{}/ (not ready: {why})", m.name, m.path)
+            }
+        })
+        .collect();
+    for mount in built {
+        registry.put_mount(mount)?;
+    }
+    let mut role_lines = Vec::new();
+    for role in &roles {
+        let name = role.metadata.name.clone().unwrap_or_default();
+        let entry = RoleEntry::from_spec(&name, &role.spec);
+        role_lines.push(match &entry.status {
+            crate::registry::RoleStatus::Ready(_) => {
+                format!("role {name} on mount {}", entry.mount)
+            }
+            crate::registry::RoleStatus::Invalid(why) => format!("role {name} (invalid: {why})"),
+        });
+        registry.put_role(entry);
+    }
+
+    let root_token = args.dev_root_token_id.clone().unwrap_or_else(random_token);
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let listeners = api::bind(&args.api, loopback).await?;
+    let (http, grpc) = listeners.addrs();
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    let services = Services {
+        registry,
+        authenticator: Arc::new(DevAuthenticator::new(
+            &root_token,
+            &args.dev_namespace,
+            &args.dev_service_account,
+        )),
+        revocations: Revocations::new(
+            Arc::new(MemoryStore::default()),
+            args.api.revocation_settings(),
+        ),
+        token_key: key,
+        tls: None,
+    };
+    print_banner(&root_token, http, grpc, &summary, &role_lines);
+    let shutdown = tlsmint_runtime::shutdown::on_signal();
+    api::serve(listeners, services, &args.api, shutdown).await?;
+    Ok(())
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 12];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("tlsm-dev-{}", hex::encode(bytes))
+}
+
+fn print_banner(
+    token: &str,
+    http: Option<std::net::SocketAddr>,
+    grpc: Option<std::net::SocketAddr>,
+    mounts: &[String],
+    roles: &[String],
+) {
+    let http = http.map(|a| a.to_string()).unwrap_or_default();
+    let grpc = grpc.map(|a| a.to_string()).unwrap_or_default();
+    let mut text = String::from(
+        "==> tlsmint dev server started! Everything is in memory; do not use it in production.\n\n",
+    );
+    text.push_str(&format!(
+        "    Vault API:  http://{http}   (export VAULT_ADDR='http://{http}')\n"
+    ));
+    text.push_str(&format!(
+        "    gRPC API:   http://{grpc}   (tlsmint.v1.Issuer, plaintext)\n\n"
+    ));
+    for line in mounts.iter().chain(roles) {
+        text.push_str(&format!("    {line}\n"));
+    }
+    text.push_str(&format!("\nRoot Token: {token}\n\n"));
+    text.push_str(&format!(
+        "Try: curl -s -H 'X-Vault-Token: {token}' -d '{{\"common_name\":\"api.example.com\",\"ttl\":\"24h\"}}' http://{http}/v1/pki_int/issue/web-server\n"
+    ));
+    print!("{text}");
+}
+
+/// The Vault tutorial setup.
+fn default_setup() -> (Vec<PkiMount>, Vec<IssuerRole>) {
+    let mount = |name: &str, spec: PkiMountSpec| PkiMount::new(name, spec);
+    let spec = |mount_type, cn: &str, parent: Option<&str>, path: Option<&str>| PkiMountSpec {
+        mount_type,
+        subject: CaSubject {
+            common_name: cn.into(),
+            names: Default::default(),
+        },
+        key: Default::default(),
+        ttl: None,
+        max_ttl: None,
+        leaf_not_after_behavior: Default::default(),
+        parent_ref: parent.map(NameReference::new),
+        signed_certificate_secret_ref: None,
+        import_from: None,
+        urls: None,
+        crl: Default::default(),
+        path: path.map(str::to_owned),
+    };
+    let mut role = IssuerRoleSpec::new("pki-int");
+    role.subjects = vec![RoleSubject::new("*", "*")];
+    role.allowed_domains = vec!["example.com".into()];
+    role.allow_subdomains = true;
+    role.max_ttl = tlsmint_api::Duration::from_hours(720);
+    (
+        vec![
+            mount("pki", spec(MountType::Root, "Example Root CA", None, None)),
+            mount(
+                "pki-int",
+                spec(
+                    MountType::Intermediate,
+                    "Example Intermediate CA",
+                    Some("pki"),
+                    Some("pki_int"),
+                ),
+            ),
+        ],
+        vec![IssuerRole::new("web-server", role)],
+    )
+}
+
+#[derive(Deserialize)]
+struct TypeMeta {
+    #[serde(rename = "apiVersion", default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+}
+
+/// Reads every `*.yaml`/`*.yml` file of `dir` (sorted), keeping PkiMounts and IssuerRoles.
+fn load_dir(dir: &Path) -> anyhow::Result<(Vec<PkiMount>, Vec<IssuerRole>)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading --config directory {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    let (mut mounts, mut roles) = (Vec::new(), Vec::new());
+    for file in &files {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        for (i, doc) in serde_yaml_ng::Deserializer::from_str(&text).enumerate() {
+            let value = serde_yaml_ng::Value::deserialize(doc)
+                .with_context(|| format!("{}: document {} is not YAML", file.display(), i + 1))?;
+            if value.is_null() {
+                continue;
+            }
+            let meta: TypeMeta = serde_yaml_ng::from_value(value.clone())
+                .with_context(|| format!("{}: document {}", file.display(), i + 1))?;
+            let at = || format!("{}: document {} ({})", file.display(), i + 1, meta.kind);
+            if meta.api_version != tlsmint_api::v1alpha1::API_VERSION {
+                tracing::warn!(file = %file.display(), kind = %meta.kind, "skipping a document that is not pki.tlsmint.io/v1alpha1");
+                continue;
+            }
+            match meta.kind.as_str() {
+                "PkiMount" => {
+                    mounts.push(serde_yaml_ng::from_value::<PkiMount>(value).with_context(at)?)
+                }
+                "IssuerRole" => {
+                    roles.push(serde_yaml_ng::from_value::<IssuerRole>(value).with_context(at)?)
+                }
+                other => {
+                    tracing::warn!(file = %file.display(), kind = other, "dev mode uses only PkiMount and IssuerRole; skipped")
+                }
+            }
+        }
+    }
+    if mounts.is_empty() {
+        bail!("no PkiMount found in {} (*.yaml, *.yml)", dir.display());
+    }
+    Ok((mounts, roles))
+}
+
+/// Generates every mount's CA, parents before children. Blocking (RSA keys).
+fn build_mounts(mounts: &[PkiMount]) -> anyhow::Result<Vec<MountEntry>> {
+    let by_name: HashMap<String, &PkiMount> = mounts
+        .iter()
+        .map(|m| (m.metadata.name.clone().unwrap_or_default(), m))
+        .collect();
+    let mut cas: HashMap<String, Result<Arc<CertificateAuthority>, String>> = HashMap::new();
+    let mut out = Vec::new();
+    let now = OffsetDateTime::now_utc();
+    for name in by_name.keys() {
+        build_one(name, &by_name, &mut cas, now, 0);
+    }
+    for (name, mount) in &by_name {
+        let settings = crate::convert::mount(name, &mount.spec);
+        let status = match cas.get(name) {
+            Some(Ok(ca)) => MountStatus::Ready(ca.clone()),
+            Some(Err(why)) => MountStatus::NotReady(why.clone()),
+            None => MountStatus::NotReady("not built".into()),
+        };
+        out.push(MountEntry {
+            name: name.clone(),
+            path: mount.mount_path().to_owned(),
+            status,
+            crl_expiry: settings.map(|s| s.crl_expiry).unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+fn build_one(
+    name: &str,
+    all: &HashMap<String, &PkiMount>,
+    cas: &mut HashMap<String, Result<Arc<CertificateAuthority>, String>>,
+    now: OffsetDateTime,
+    depth: usize,
+) {
+    if cas.contains_key(name) {
+        return;
+    }
+    let result = (|| {
+        let mount = all
+            .get(name)
+            .ok_or_else(|| format!("PkiMount {name} not found"))?;
+        let settings =
+            crate::convert::mount(name, &mount.spec).map_err(|e| format!("InvalidSpec: {e}"))?;
+        if mount.spec.import_from.is_some() {
+            return Err(
+                "ImportFailed: dev mode cannot read Secrets; importFrom needs a cluster".into(),
+            );
+        }
+        let ca = match (mount.spec.mount_type, &mount.spec.parent_ref) {
+            (MountType::Root, _) => CertificateAuthority::generate_root(&settings.ca, now),
+            (MountType::Intermediate, Some(parent)) => {
+                if depth > 16 {
+                    return Err("ParentNotReady: parentRef chain is too deep or circular".into());
+                }
+                build_one(&parent.name, all, cas, now, depth + 1);
+                let parent_ca = match cas.get(&parent.name) {
+                    Some(Ok(ca)) => ca.clone(),
+                    _ => return Err(format!("ParentNotReady: parent {} is not ready", parent.name)),
+                };
+                CertificateAuthority::generate_intermediate(&settings.ca, &parent_ca, now)
+            }
+            (MountType::Intermediate, None) => {
+                let pending = PendingIntermediate::generate(&settings.ca).map_err(|e| e.to_string())?;
+                return Err(format!(
+                    "WaitingForSignedCertificate: the intermediate is signed outside tlsmint; dev mode cannot accept the signed certificate (CSR of {} bytes generated)",
+                    pending.csr_pem().len()
+                ));
+            }
+        }
+        .and_then(|ca| ca.with_options(settings.options))
+        .map_err(|e| e.to_string())?;
+        Ok(Arc::new(ca))
+    })();
+    cas.insert(name.to_owned(), result);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_setup_builds_the_vault_tutorial() {
+        let (mounts, roles) = default_setup();
+        let built = build_mounts(&mounts).unwrap();
+        let int = built.iter().find(|m| m.name == "pki-int").unwrap();
+        assert_eq!(int.path, "pki_int");
+        let ca = int.ca().unwrap();
+        assert_eq!(ca.ca_chain_pem().len(), 2);
+        assert_eq!(roles[0].spec.max_ttl.to_string(), "720h");
+    }
+
+    #[test]
+    fn loads_multi_document_yaml_and_reports_unready_mounts() {
+        let dir = std::env::temp_dir().join(format!("tlsmint-dev-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("all.yaml"),
+            r#"
+apiVersion: pki.tlsmint.io/v1alpha1
+kind: PkiMount
+metadata: {name: root}
+spec: {type: Root, subject: {commonName: Root}}
+---
+apiVersion: pki.tlsmint.io/v1alpha1
+kind: PkiMount
+metadata: {name: outside}
+spec: {type: Intermediate, subject: {commonName: Outside}}
+---
+apiVersion: pki.tlsmint.io/v1alpha1
+kind: IssuerRole
+metadata: {name: svc}
+spec:
+  mountRef: {name: root}
+  subjects: [{namespace: apps, serviceAccount: "*"}]
+  allowedDomains: ["{{namespace}}.svc"]
+  allowSubdomains: true
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: ignored}
+"#,
+        )
+        .unwrap();
+        let (mounts, roles) = load_dir(&dir).unwrap();
+        assert_eq!((mounts.len(), roles.len()), (2, 1));
+        let built = build_mounts(&mounts).unwrap();
+        let outside = built.iter().find(|m| m.name == "outside").unwrap();
+        match &outside.status {
+            MountStatus::NotReady(why) => assert!(why.starts_with("WaitingForSignedCertificate")),
+            MountStatus::Ready(_) => panic!("an outside-signed intermediate cannot be ready"),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

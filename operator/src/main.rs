@@ -5,12 +5,15 @@
 
 use clap::Parser;
 
+mod api;
 mod cli;
 mod controllers;
 mod convert;
 mod dev;
 mod leader;
+mod ocsp;
 mod registry;
+mod revocation;
 mod run;
 
 fn main() -> anyhow::Result<()> {

@@ -1,0 +1,114 @@
+//! The audit trail: one structured log line (target `tlsmint::audit`) per
+//! issuance, denial and revocation, with the caller, role, names, serial and
+//! notAfter.
+//!
+//! Owns: the field names of audit lines. Must not: log a private key, a
+//! token, or a whole request.
+
+use tlsmint_ca::{Issued, Serial, ValidatedNames};
+
+use super::auth::Caller;
+use super::error::ApiError;
+
+/// Which API a request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// `tlsmint.v1.Issuer` over gRPC.
+    Grpc,
+    /// The Vault-compatible HTTP API.
+    Vault,
+}
+
+impl Channel {
+    fn as_str(self) -> &'static str {
+        match self {
+            Channel::Grpc => "grpc",
+            Channel::Vault => "vault",
+        }
+    }
+}
+
+/// Names as one comma-separated field.
+pub fn names(names: &ValidatedNames) -> String {
+    let mut out: Vec<String> = Vec::new();
+    out.extend(names.common_name.iter().map(|cn| format!("cn={cn}")));
+    out.extend(names.dns_names.iter().map(|n| format!("dns={n}")));
+    out.extend(names.ip_addresses.iter().map(|n| format!("ip={n}")));
+    out.extend(names.uris.iter().map(|n| format!("uri={n}")));
+    out.extend(names.email_addresses.iter().map(|n| format!("email={n}")));
+    out.join(",")
+}
+
+/// A certificate was issued.
+pub fn issued(
+    channel: Channel,
+    op: &'static str,
+    caller: &Caller,
+    role: &str,
+    mount: &str,
+    issued: &Issued,
+) {
+    tracing::info!(
+        target: "tlsmint::audit",
+        audit = true,
+        audit.event = "issued",
+        audit.api = channel.as_str(),
+        audit.op = op,
+        caller = %caller.key(),
+        caller.root = caller.root,
+        pod.name = caller.pod_name.as_deref().unwrap_or(""),
+        pod.uid = caller.pod_uid.as_deref().unwrap_or(""),
+        role,
+        mount,
+        x509.names = %names(&issued.names),
+        x509.serial = %issued.serial,
+        x509.not_after = issued.not_after.unix_timestamp(),
+        "certificate issued"
+    );
+}
+
+/// A request was refused after authentication.
+pub fn denied(channel: Channel, op: &'static str, caller: &Caller, role: &str, err: &ApiError) {
+    tracing::warn!(
+        target: "tlsmint::audit",
+        audit = true,
+        audit.event = "denied",
+        audit.api = channel.as_str(),
+        audit.op = op,
+        caller = %caller.key(),
+        pod.name = caller.pod_name.as_deref().unwrap_or(""),
+        pod.uid = caller.pod_uid.as_deref().unwrap_or(""),
+        role,
+        error.kind = err.label(),
+        error.message = %err.message(),
+        "request denied"
+    );
+}
+
+/// A request was refused before the caller was known (bad token).
+pub fn unauthenticated(channel: Channel, op: &'static str, err: &ApiError) {
+    tracing::warn!(
+        target: "tlsmint::audit",
+        audit = true,
+        audit.event = "unauthenticated",
+        audit.api = channel.as_str(),
+        audit.op = op,
+        error.kind = err.label(),
+        error.message = %err.message(),
+        "request not authenticated"
+    );
+}
+
+/// A certificate was revoked.
+pub fn revoked(channel: Channel, caller: &Caller, mount: &str, serial: &Serial) {
+    tracing::info!(
+        target: "tlsmint::audit",
+        audit = true,
+        audit.event = "revoked",
+        audit.api = channel.as_str(),
+        caller = %caller.key(),
+        mount,
+        x509.serial = %serial,
+        "certificate revoked"
+    );
+}

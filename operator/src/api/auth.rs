@@ -1,0 +1,253 @@
+//! Who is calling: the [`Authenticator`] trait that turns a bearer token into
+//! a verified [`Caller`], and the dev-mode implementation.
+//!
+//! Owns: the caller identity and the dev rules. Must not: log, store or echo
+//! a token (only `token_hash` of one may be used as a cache or map key).
+//!
+//! # Dev mode (`tlsmint-operator dev`)
+//!
+//! There is no API server to ask, so [`DevAuthenticator`] accepts:
+//! - the root token (printed at start, `--dev-root-token-id`): the caller is
+//!   the dev identity (`--dev-namespace`/`--dev-service-account`, default
+//!   `default`/`default`) and, like Vault's root token, passes every role's
+//!   `subjects` check (names are still checked by the role's policy);
+//! - `system:serviceaccount:<namespace>:<name>` typed out, or
+//!   - a ServiceAccount JWT, whose claims are read **without checking the
+//!     signature**: the caller is the namespace and service account it names.
+//!     These callers are checked against `subjects` like real ones.
+//!
+//! Dev mode therefore trusts whoever can reach its loopback port; it never
+//! listens elsewhere.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+/// A future returned by the object-safe async traits of the API.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A verified caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// Namespace of its ServiceAccount.
+    pub namespace: String,
+    /// Name of its ServiceAccount.
+    pub service_account: String,
+    /// Pod name, from a pod-bound token.
+    pub pod_name: Option<String>,
+    /// Pod UID, from a pod-bound token.
+    pub pod_uid: Option<String>,
+    /// The dev root token: passes `subjects` checks.
+    pub root: bool,
+}
+
+impl Caller {
+    /// A caller for `namespace`/`service_account` without pod details.
+    pub fn service_account(namespace: &str, service_account: &str) -> Self {
+        Caller {
+            namespace: namespace.to_owned(),
+            service_account: service_account.to_owned(),
+            pod_name: None,
+            pod_uid: None,
+            root: false,
+        }
+    }
+
+    /// The identity the policy fills templates from.
+    pub fn identity(&self) -> tlsmint_ca::Identity {
+        tlsmint_ca::Identity {
+            namespace: self.namespace.clone(),
+            service_account: Some(self.service_account.clone()),
+        }
+    }
+
+    /// `namespace/serviceAccount`, the rate-limit key and the audit `caller`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.service_account)
+    }
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No token at all.
+    #[error(
+        "no token: send a ServiceAccount token for audience \"tlsmint\" as `authorization: Bearer <token>`"
+    )]
+    Missing,
+    /// The token is bad, expired, or for another audience. The reason never quotes the token.
+    #[error("token rejected: {0}")]
+    Rejected(String),
+    /// The token could not be checked (the API server did not answer).
+    #[error("the token could not be verified right now: {0}")]
+    Unavailable(String),
+}
+
+impl From<AuthError> for super::error::ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::Unavailable(_) => super::error::ApiError::Unavailable(err.to_string()),
+            AuthError::Missing | AuthError::Rejected(_) => {
+                super::error::ApiError::Unauthenticated(err.to_string())
+            }
+        }
+    }
+}
+
+/// Verifies bearer tokens.
+pub trait Authenticator: Send + Sync + 'static {
+    /// The caller a token belongs to.
+    fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Caller, AuthError>>;
+}
+
+/// SHA-256 of a token: the only form of a token that may be kept as a key.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The dev-mode authenticator (see the module docs).
+pub struct DevAuthenticator {
+    root_hash: [u8; 32],
+    identity: Caller,
+}
+
+impl std::fmt::Debug for DevAuthenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevAuthenticator")
+            .field("identity", &self.identity.key())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DevAuthenticator {
+    /// Accepts `root_token` as the dev identity `namespace`/`service_account`.
+    pub fn new(root_token: &str, namespace: &str, service_account: &str) -> Self {
+        DevAuthenticator {
+            root_hash: token_hash(root_token),
+            identity: Caller {
+                root: true,
+                ..Caller::service_account(namespace, service_account)
+            },
+        }
+    }
+
+    fn check(&self, token: &str) -> Result<Caller, AuthError> {
+        if token.is_empty() {
+            return Err(AuthError::Missing);
+        }
+        if constant_time_eq(&token_hash(token), &self.root_hash) {
+            return Ok(self.identity.clone());
+        }
+        if let Some(rest) = token.strip_prefix("system:serviceaccount:") {
+            return parse_username(rest).ok_or_else(|| {
+                AuthError::Rejected("expected system:serviceaccount:<namespace>:<name>".into())
+            });
+        }
+        let claims = jwt_claims(token).ok_or_else(|| {
+            AuthError::Rejected(
+                "not the dev root token, a ServiceAccount JWT, or system:serviceaccount:<namespace>:<name>"
+                    .into(),
+            )
+        })?;
+        claims_caller(&claims)
+            .ok_or_else(|| AuthError::Rejected("the JWT names no ServiceAccount".into()))
+    }
+}
+
+impl Authenticator for DevAuthenticator {
+    fn authenticate<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<Caller, AuthError>> {
+        Box::pin(async move { self.check(token) })
+    }
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `<namespace>:<name>` of a ServiceAccount username (after the `system:serviceaccount:` prefix).
+pub fn parse_username(rest: &str) -> Option<Caller> {
+    let (namespace, name) = rest.split_once(':')?;
+    if namespace.is_empty() || name.is_empty() || name.contains(':') {
+        return None;
+    }
+    Some(Caller::service_account(namespace, name))
+}
+
+/// The claims of a JWT, read without checking its signature (used only to
+/// shorten cache lifetimes and, in dev mode, as the identity).
+pub fn jwt_claims(token: &str) -> Option<serde_json::Value> {
+    let mut parts = token.split('.');
+    let (_header, payload, _sig) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The caller named by ServiceAccount token claims (`kubernetes.io` or `sub`).
+pub fn claims_caller(claims: &serde_json::Value) -> Option<Caller> {
+    let k8s = &claims["kubernetes.io"];
+    let mut caller = match (
+        k8s["namespace"].as_str(),
+        k8s["serviceaccount"]["name"].as_str(),
+    ) {
+        (Some(ns), Some(sa)) => Caller::service_account(ns, sa),
+        _ => parse_username(
+            claims["sub"]
+                .as_str()?
+                .strip_prefix("system:serviceaccount:")?,
+        )?,
+    };
+    caller.pod_name = k8s["pod"]["name"].as_str().map(str::to_owned);
+    caller.pod_uid = k8s["pod"]["uid"].as_str().map(str::to_owned);
+    Some(caller)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn jwt(claims: serde_json::Value) -> String {
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!(
+            "{}.{}.sig",
+            b64.encode(br#"{"alg":"RS256"}"#),
+            b64.encode(claims.to_string())
+        )
+    }
+
+    #[tokio::test]
+    async fn dev_accepts_root_token_usernames_and_jwts() {
+        let auth = DevAuthenticator::new("root-t", "default", "default");
+        let root = auth.authenticate("root-t").await.unwrap();
+        assert!(root.root);
+        assert_eq!(root.key(), "default/default");
+        let named = auth
+            .authenticate("system:serviceaccount:apps:web")
+            .await
+            .unwrap();
+        assert_eq!((named.key(), named.root), ("apps/web".into(), false));
+        let token = jwt(serde_json::json!({
+            "sub": "system:serviceaccount:apps:api",
+            "kubernetes.io": {"namespace": "apps", "serviceaccount": {"name": "api"},
+                              "pod": {"name": "api-0", "uid": "u-1"}}
+        }));
+        let from_jwt = auth.authenticate(&token).await.unwrap();
+        assert_eq!(from_jwt.key(), "apps/api");
+        assert_eq!(from_jwt.pod_name.as_deref(), Some("api-0"));
+    }
+
+    #[tokio::test]
+    async fn dev_rejects_other_tokens_without_echoing_them() {
+        let auth = DevAuthenticator::new("root-t", "default", "default");
+        let err = auth.authenticate("canary-secret").await.unwrap_err();
+        assert!(!err.to_string().contains("canary"), "{err}");
+        assert_eq!(auth.authenticate("").await.unwrap_err(), AuthError::Missing);
+    }
+}

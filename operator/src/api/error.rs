@@ -1,0 +1,179 @@
+//! The API's error: one variant per answer a caller can get, each mapped to
+//! a gRPC code (SPEC §5) and a Vault HTTP status, plus a bounded label for
+//! metrics and the audit line.
+//!
+//! Owns: the mapping from engine and lookup errors to codes. Must not: put a
+//! token or key into a message (engine and policy messages never carry them).
+
+use tlsmint_ca::policy::ErrorClass;
+
+use crate::registry::LookupError;
+
+/// What went wrong, as the caller sees it. The text is shown to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// Missing, bad, expired or wrong-audience token.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Caller not in the role's subjects, or a name outside the policy.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// Malformed CSR, bad signature, bad TTL, bad name syntax, bad body.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// Unknown role, mount or path.
+    #[error("{0}")]
+    NotFound(String),
+    /// The mount or the role is not ready.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// The caller's ServiceAccount is over its rate limit.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// A dependency (the API server's TokenReview, the revocation store) is down.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or a crypto backend failure.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A bounded label (metrics, audit).
+    pub fn label(&self) -> &'static str {
+        match self {
+            ApiError::Unauthenticated(_) => "unauthenticated",
+            ApiError::PermissionDenied(_) => "permission_denied",
+            ApiError::InvalidArgument(_) => "invalid_argument",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::FailedPrecondition(_) => "failed_precondition",
+            ApiError::ResourceExhausted(_) => "resource_exhausted",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// The HTTP status the Vault-compatible API answers with (Vault's choices:
+    /// 400 bad input, 403 permission denied or bad token, 404 unknown, 429
+    /// rate limited, 503 not ready or unavailable, 500 otherwise).
+    pub fn http_status(&self) -> http::StatusCode {
+        use http::StatusCode as S;
+        match self {
+            ApiError::Unauthenticated(_) | ApiError::PermissionDenied(_) => S::FORBIDDEN,
+            ApiError::InvalidArgument(_) => S::BAD_REQUEST,
+            ApiError::NotFound(_) => S::NOT_FOUND,
+            ApiError::FailedPrecondition(_) | ApiError::Unavailable(_) => S::SERVICE_UNAVAILABLE,
+            ApiError::ResourceExhausted(_) => S::TOO_MANY_REQUESTS,
+            ApiError::Internal(_) => S::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message alone.
+    pub fn message(&self) -> &str {
+        match self {
+            ApiError::Unauthenticated(m)
+            | ApiError::PermissionDenied(m)
+            | ApiError::InvalidArgument(m)
+            | ApiError::NotFound(m)
+            | ApiError::FailedPrecondition(m)
+            | ApiError::ResourceExhausted(m)
+            | ApiError::Unavailable(m)
+            | ApiError::Internal(m) => m,
+        }
+    }
+}
+
+impl From<ApiError> for tonic::Status {
+    fn from(err: ApiError) -> Self {
+        use tonic::Code;
+        let code = match &err {
+            ApiError::Unauthenticated(_) => Code::Unauthenticated,
+            ApiError::PermissionDenied(_) => Code::PermissionDenied,
+            ApiError::InvalidArgument(_) => Code::InvalidArgument,
+            ApiError::NotFound(_) => Code::NotFound,
+            ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
+            ApiError::ResourceExhausted(_) => Code::ResourceExhausted,
+            ApiError::Unavailable(_) => Code::Unavailable,
+            ApiError::Internal(_) => Code::Internal,
+        };
+        tonic::Status::new(code, err.message())
+    }
+}
+
+impl From<LookupError> for ApiError {
+    fn from(err: LookupError) -> Self {
+        let text = err.to_string();
+        match err {
+            LookupError::RoleNotFound { .. } | LookupError::MountNotFound(_) => {
+                ApiError::NotFound(text)
+            }
+            LookupError::RoleNotReady { .. } | LookupError::MountNotReady { .. } => {
+                ApiError::FailedPrecondition(text)
+            }
+        }
+    }
+}
+
+impl From<tlsmint_ca::Error> for ApiError {
+    fn from(err: tlsmint_ca::Error) -> Self {
+        use tlsmint_ca::Error as E;
+        let text = err.to_string();
+        match err {
+            E::Policy(p) => match p.class() {
+                ErrorClass::InvalidRequest => ApiError::InvalidArgument(text),
+                ErrorClass::Denied => ApiError::PermissionDenied(text),
+                ErrorClass::RoleInvalid => ApiError::FailedPrecondition(text),
+            },
+            E::Pem { .. }
+            | E::CsrTooLarge { .. }
+            | E::CsrMalformed(_)
+            | E::CsrSignature(_)
+            | E::CsrRequestsCa
+            | E::CsrCriticalExtension { .. }
+            | E::CsrKeyNotAllowed { .. }
+            | E::InvalidTtl(_)
+            | E::LeafOutlivesCa { .. }
+            | E::KeyEncode { .. }
+            | E::UnsupportedKey(_) => ApiError::InvalidArgument(text),
+            E::CaNotValid { .. } => ApiError::FailedPrecondition(text),
+            _ => ApiError::Internal(text),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_errors_map_to_not_found_and_failed_precondition() {
+        let nf: ApiError = LookupError::MountNotFound("x".into()).into();
+        assert_eq!(tonic::Status::from(nf).code(), tonic::Code::NotFound);
+        let fp: ApiError = LookupError::MountNotReady {
+            mount: "x".into(),
+            reason: "KeyMissing".into(),
+        }
+        .into();
+        assert_eq!(fp.http_status(), http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            tonic::Status::from(fp).code(),
+            tonic::Code::FailedPrecondition
+        );
+    }
+
+    #[test]
+    fn engine_errors_map_by_kind() {
+        let bad: ApiError = tlsmint_ca::Error::CsrSignature("x".into()).into();
+        assert_eq!(bad.label(), "invalid_argument");
+        let denied: ApiError = tlsmint_ca::Error::Policy(tlsmint_ca::PolicyError::NameNotAllowed {
+            role: "r".into(),
+            kind: tlsmint_ca::policy::NameKind::DnsName,
+            value: "evil.com".into(),
+            rules: "subdomains of example.com".into(),
+        })
+        .into();
+        assert_eq!(denied.label(), "permission_denied");
+        assert!(denied.message().contains("evil.com"));
+    }
+}

@@ -1,0 +1,224 @@
+//! The `tlsmint.v1.Issuer` gRPC service: bearer-token authentication, then
+//! the shared issuance path ([`super::issue`]).
+//!
+//! Owns: proto <-> engine mapping and gRPC status codes. Must not: log
+//! request bodies, tokens or keys.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tlsmint_ca::{KeyEncoding, NameRequest};
+use tlsmint_client::proto::issuer_server::{Issuer, IssuerServer};
+use tlsmint_client::proto::{
+    GetCaBundleRequest, GetCaBundleResponse, IssueRequest, IssueResponse, IssuedCertificate, Names,
+    SignRequest, SignResponse, timestamp,
+};
+use tonic::{Request, Response, Status};
+
+use super::ApiState;
+use super::audit::{self, Channel};
+use super::auth::Caller;
+use super::error::ApiError;
+use super::issue::{self, Call, Kind, Outcome};
+
+/// Largest gRPC message accepted (a CSR is a few KiB).
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// The service implementation.
+#[derive(Debug, Clone)]
+pub struct IssuerService {
+    state: Arc<ApiState>,
+}
+
+impl IssuerService {
+    /// The tonic server for `state`.
+    pub fn server(state: Arc<ApiState>) -> IssuerServer<Self> {
+        IssuerServer::new(IssuerService { state }).max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    async fn caller<T>(&self, op: &'static str, req: &Request<T>) -> Result<Caller, Status> {
+        let token = bearer(req);
+        let result = match token {
+            None => Err(super::auth::AuthError::Missing),
+            Some(token) => self.state.auth.authenticate(token).await,
+        };
+        result.map_err(|e| {
+            let err = ApiError::from(e);
+            audit::unauthenticated(Channel::Grpc, op, &err);
+            Status::from(err)
+        })
+    }
+}
+
+/// The token of `authorization: Bearer <token>`, if any.
+fn bearer<T>(req: &Request<T>) -> Option<&str> {
+    let value = req.metadata().get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn names(names: Option<Names>) -> NameRequest {
+    let names = names.unwrap_or_default();
+    NameRequest {
+        common_name: Some(names.common_name).filter(|cn| !cn.is_empty()),
+        dns_names: names.dns_names,
+        ip_addresses: names.ip_addresses,
+        uris: names.uris,
+    }
+}
+
+fn ttl(seconds: u64) -> Option<Duration> {
+    (seconds > 0).then(|| Duration::from_secs(seconds))
+}
+
+fn encoding(text: &str) -> Result<KeyEncoding, Status> {
+    match text.to_ascii_uppercase().as_str() {
+        "" | "PKCS8" => Ok(KeyEncoding::Pkcs8),
+        "PKCS1" => Ok(KeyEncoding::Pkcs1),
+        "SEC1" => Ok(KeyEncoding::Sec1),
+        _ => Err(Status::invalid_argument(format!(
+            "key_encoding {:?} is not PKCS8, PKCS1 or SEC1",
+            text.chars().take(32).collect::<String>()
+        ))),
+    }
+}
+
+fn certificate(outcome: &Outcome) -> IssuedCertificate {
+    let issued = &outcome.issued;
+    IssuedCertificate {
+        certificate_pem: issued.certificate_pem.clone(),
+        ca_chain_pem: issued.ca_chain_pem.clone(),
+        ca_bundle_pem: outcome.ca_bundle_pem().to_owned(),
+        serial_number: issued.serial.to_colon_hex(),
+        not_before: Some(timestamp(issued.not_before.unix_timestamp())),
+        not_after: Some(timestamp(issued.not_after.unix_timestamp())),
+        warnings: issued.warnings.clone(),
+    }
+}
+
+fn require_role(role: &str) -> Result<(), Status> {
+    if role.is_empty() {
+        return Err(Status::invalid_argument("role is required"));
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl Issuer for IssuerService {
+    async fn issue(&self, req: Request<IssueRequest>) -> Result<Response<IssueResponse>, Status> {
+        let caller = self.caller("issue", &req).await?;
+        let body = req.into_inner();
+        require_role(&body.role)?;
+        let call = Call {
+            role: body.role,
+            mount_path: None,
+            names: names(body.names),
+            ttl: ttl(body.ttl_seconds),
+            kind: Kind::Issue,
+        };
+        let key_encoding = encoding(&body.key_encoding)?;
+        let outcome = issue::run(&self.state, Channel::Grpc, &caller, call).await?;
+        let (key, key_type) = match &outcome.private_key {
+            Some(key) => (
+                key.to_pem(key_encoding)
+                    .map_err(|e| Status::from(ApiError::from(e)))?
+                    .expose()
+                    .to_owned(),
+                key.spec().vault_type().to_owned(),
+            ),
+            None => (String::new(), String::new()),
+        };
+        Ok(Response::new(IssueResponse {
+            certificate: Some(certificate(&outcome)),
+            private_key_pem: key,
+            private_key_type: key_type,
+        }))
+    }
+
+    async fn sign(&self, req: Request<SignRequest>) -> Result<Response<SignResponse>, Status> {
+        let caller = self.caller("sign", &req).await?;
+        let body = req.into_inner();
+        require_role(&body.role)?;
+        if body.csr.is_empty() {
+            return Err(Status::invalid_argument("csr is required (PEM or DER)"));
+        }
+        let call = Call {
+            role: body.role,
+            mount_path: None,
+            names: names(body.names),
+            ttl: ttl(body.ttl_seconds),
+            kind: Kind::Sign(body.csr),
+        };
+        let outcome = issue::run(&self.state, Channel::Grpc, &caller, call).await?;
+        Ok(Response::new(SignResponse {
+            certificate: Some(certificate(&outcome)),
+        }))
+    }
+
+    async fn get_ca_bundle(
+        &self,
+        req: Request<GetCaBundleRequest>,
+    ) -> Result<Response<GetCaBundleResponse>, Status> {
+        self.caller("ca_bundle", &req).await?;
+        let body = req.into_inner();
+        let mount = match (body.role.is_empty(), body.mount.is_empty()) {
+            (false, true) => {
+                let role =
+                    self.state.registry.role(&body.role).ok_or_else(|| {
+                        Status::not_found(format!("role {:?} not found", body.role))
+                    })?;
+                role.mount.clone()
+            }
+            (true, false) => body.mount,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "give exactly one of role and mount",
+                ));
+            }
+        };
+        let entry = self
+            .state
+            .registry
+            .mount(&mount)
+            .ok_or_else(|| Status::not_found(format!("mount {mount:?} not found")))?;
+        let ca = entry
+            .ca()
+            .ok_or_else(|| Status::failed_precondition(format!("mount {mount:?} is not ready")))?;
+        let chain = ca.ca_chain_pem();
+        Ok(Response::new(GetCaBundleResponse {
+            ca_bundle_pem: chain.last().cloned().unwrap_or_default(),
+            ca_chain_pem: chain,
+        }))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_bearer_tokens_only() {
+        let mut req = Request::new(());
+        assert_eq!(bearer(&req), None);
+        req.metadata_mut()
+            .insert("authorization", "Bearer abc".parse().unwrap());
+        assert_eq!(bearer(&req), Some("abc"));
+        req.metadata_mut()
+            .insert("authorization", "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&req), None);
+    }
+
+    #[test]
+    fn parses_key_encodings() {
+        assert_eq!(encoding("").unwrap(), KeyEncoding::Pkcs8);
+        assert_eq!(encoding("sec1").unwrap(), KeyEncoding::Sec1);
+        assert_eq!(
+            encoding("DER").unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! The one issuance path behind gRPC `Issue`/`Sign` and Vault `issue`/`sign`:
+//! rate limit, role lookup, subjects check, the engine call (on the blocking
+//! pool when it is slow), and the audit line.
+//!
+//! Owns: the order of those checks. Must not: take identity from the request
+//! (only from the verified [`Caller`]), or return a key anywhere but the
+//! response.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use tlsmint_ca::{
+    CertificateAuthority, IssueRequest, Issued, NameRequest, PrivateKey, Role, SignRequest,
+};
+
+use super::ApiState;
+use super::audit::{self, Channel};
+use super::auth::Caller;
+use super::error::ApiError;
+use super::recent::RecentCert;
+use crate::registry::{MountEntry, Resolved};
+
+/// Issue (server-made key) or sign (caller's CSR).
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// Vault `issue`, gRPC `Issue`: the engine generates the key.
+    Issue,
+    /// Vault `sign`, gRPC `Sign`: the CSR, PEM or DER.
+    Sign(Vec<u8>),
+}
+
+/// One issuance request, whichever API it came from.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The role's name.
+    pub role: String,
+    /// The Vault mount path it was asked under (None for gRPC).
+    pub mount_path: Option<String>,
+    /// Requested names.
+    pub names: NameRequest,
+    /// Requested TTL.
+    pub ttl: Option<Duration>,
+    /// Issue or sign.
+    pub kind: Kind,
+}
+
+/// What a successful call returns.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The certificate and its chain.
+    pub issued: Issued,
+    /// The generated key (issue only); each API encodes it as asked.
+    pub private_key: Option<PrivateKey>,
+    /// The mount that signed.
+    pub mount: Arc<MountEntry>,
+}
+
+impl Outcome {
+    /// The top of the chain (the trust anchor for `ca.crt`).
+    pub fn ca_bundle_pem(&self) -> &str {
+        self.issued
+            .ca_chain_pem
+            .last()
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+}
+
+/// Runs one call for `caller` and writes the audit line.
+pub async fn run(
+    state: &ApiState,
+    channel: Channel,
+    caller: &Caller,
+    call: Call,
+) -> Result<Outcome, ApiError> {
+    let op = match call.kind {
+        Kind::Issue => "issue",
+        Kind::Sign(_) => "sign",
+    };
+    let role = call.role.clone();
+    let result = run_checked(state, caller, call).await;
+    match &result {
+        Ok(outcome) => audit::issued(
+            channel,
+            op,
+            caller,
+            &role,
+            &outcome.mount.name,
+            &outcome.issued,
+        ),
+        Err(err) => audit::denied(channel, op, caller, &role, err),
+    }
+    result
+}
+
+async fn run_checked(state: &ApiState, caller: &Caller, call: Call) -> Result<Outcome, ApiError> {
+    if let Err(limited) = state.limiter.check(&caller.key(), Instant::now()) {
+        return Err(ApiError::ResourceExhausted(format!(
+            "service account {} is over its rate limit; retry in {} ms",
+            caller.key(),
+            limited.retry_after.as_millis().max(1)
+        )));
+    }
+    let resolved = match &call.mount_path {
+        Some(path) => state.registry.resolve_at_path(path, &call.role)?,
+        None => state.registry.resolve(&call.role)?,
+    };
+    authorize(caller, &resolved)?;
+    let Resolved {
+        role, mount, ca, ..
+    } = resolved;
+    let identity = caller.identity();
+    let slow = ca.key().spec().is_slow_to_generate()
+        || matches!(call.kind, Kind::Issue) && role.profile.key.is_slow_to_generate();
+    let now = OffsetDateTime::now_utc();
+    let (issued, key) = if slow {
+        tokio::task::spawn_blocking(move || sign(&ca, &role, &identity, call, now))
+            .await
+            .map_err(|e| ApiError::Internal(format!("issuing task failed: {e}")))??
+    } else {
+        sign(&ca, &role, &identity, call, now)?
+    };
+    state.recent.insert(
+        issued.serial.clone(),
+        RecentCert {
+            mount: mount.name.clone(),
+            certificate_pem: issued.certificate_pem.clone(),
+            not_after: issued.not_after,
+        },
+    );
+    Ok(Outcome {
+        issued,
+        private_key: key,
+        mount,
+    })
+}
+
+/// The caller must be one of the role's subjects (the dev root token passes).
+fn authorize(caller: &Caller, resolved: &Resolved) -> Result<(), ApiError> {
+    if caller.root
+        || resolved
+            .entry
+            .allows(&caller.namespace, &caller.service_account)
+    {
+        return Ok(());
+    }
+    Err(ApiError::PermissionDenied(format!(
+        "service account {} may not use role \"{}\": it is not in the role's subjects",
+        caller.key(),
+        resolved.entry.name
+    )))
+}
+
+type Signed = (Issued, Option<PrivateKey>);
+
+fn sign(
+    ca: &CertificateAuthority,
+    role: &Role,
+    identity: &tlsmint_ca::Identity,
+    call: Call,
+    now: OffsetDateTime,
+) -> Result<Signed, ApiError> {
+    match call.kind {
+        Kind::Issue => {
+            let req = IssueRequest {
+                names: call.names,
+                ttl: call.ttl,
+            };
+            let mut issued = ca.issue(role, identity, &req, now)?;
+            let key = issued
+                .private_key
+                .take()
+                .ok_or_else(|| ApiError::Internal("the engine returned no key".into()))?;
+            Ok((issued, Some(key)))
+        }
+        Kind::Sign(csr) => {
+            let req = SignRequest {
+                csr,
+                names: call.names,
+                ttl: call.ttl,
+            };
+            Ok((ca.sign(role, identity, &req, now)?, None))
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! The issuance APIs (SPEC §5): `tlsmint.v1.Issuer` over gRPC and the
+//! Vault-compatible HTTP API, served by every replica from the shared
+//! [`Registry`], for both `run` and `dev` modes.
+//!
+//! Owns: the API flags ([`ApiArgs`]), the shared request state
+//! ([`ApiState`]) and the servers' lifecycle ([`bind`], [`serve`]). Must not:
+//! write Kubernetes objects per certificate, or log tokens and keys.
+//!
+//! # Interface for `run` mode
+//!
+//! ```text
+//! let listeners = api::bind(&args.api, Ipv4Addr::UNSPECIFIED.into()).await?;
+//! api::serve(listeners, api::Services {
+//!     registry,                                   // Arc<Registry>, filled by the controllers
+//!     authenticator: Arc::new(TokenReviewAuthenticator::new(client, args.api.token_cache_ttl())),
+//!     revocations: Revocations::new(Arc::new(ConfigMapStore::new(client, &ns)), args.api.revocation_settings()),
+//!     token_key,                                  // 32 bytes shared by replicas (see vault::tokens)
+//!     tls: Some(serving_cert),                    // Arc<ServingCert>, kept fresh by ServingCert::keep_fresh
+//! }, &args.api, shutdown).await?;
+//! ```
+
+pub mod audit;
+pub mod auth;
+pub mod error;
+pub mod grpc;
+pub mod issue;
+pub mod listen;
+pub mod ratelimit;
+pub mod recent;
+pub mod tls;
+pub mod tokenreview;
+pub mod vault;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::registry::Registry;
+use crate::revocation::{self, Revocations};
+use auth::Authenticator;
+use ratelimit::RateLimiter;
+use recent::RecentCerts;
+use tls::ServingCert;
+use vault::tokens::ClientTokens;
+
+/// Default port of the Vault-compatible HTTP API.
+pub const HTTP_PORT: u16 = 8200;
+/// Default port of the gRPC API.
+pub const GRPC_PORT: u16 = 8201;
+
+/// Flags of the issuance APIs, shared by `run` and `dev`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiArgs {
+    /// Address of the Vault-compatible HTTP API [default: 0.0.0.0:8200 in
+    /// `run`, 127.0.0.1:8200 in `dev`].
+    #[arg(long, env = "TLSMINT_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+
+    /// Address of the gRPC API (`tlsmint.v1.Issuer`) [default: 0.0.0.0:8201
+    /// in `run`, 127.0.0.1:8201 in `dev`].
+    #[arg(long, env = "TLSMINT_GRPC_ADDR")]
+    pub grpc_addr: Option<SocketAddr>,
+
+    /// Issuance requests per second allowed to one ServiceAccount (both APIs
+    /// together); 0 turns rate limiting off. Over it, callers get
+    /// ResourceExhausted (gRPC) or 429 (HTTP).
+    #[arg(long, env = "TLSMINT_RATE_LIMIT", default_value_t = 50.0)]
+    pub rate_limit: f64,
+
+    /// Burst of requests one ServiceAccount may make above the rate.
+    #[arg(long, env = "TLSMINT_RATE_BURST", default_value_t = 100)]
+    pub rate_burst: u32,
+
+    /// Lifetime of the client tokens `auth/kubernetes/login` returns.
+    #[arg(long, env = "TLSMINT_CLIENT_TOKEN_TTL", default_value = "1h")]
+    pub client_token_ttl: tlsmint_api::Duration,
+
+    /// How long a verified ServiceAccount token is trusted before it is
+    /// reviewed again (cluster mode; never longer than the token's own expiry).
+    #[arg(long, env = "TLSMINT_TOKEN_CACHE_TTL", default_value = "10s")]
+    pub token_cache_ttl: tlsmint_api::Duration,
+
+    /// Wait after a revocation before the CRL is rebuilt, so that a burst of
+    /// revocations makes one CRL.
+    #[arg(long, env = "TLSMINT_CRL_BATCH_WINDOW", default_value = "1s")]
+    pub crl_batch_window: tlsmint_api::Duration,
+
+    /// How often each replica re-reads revocations made by other replicas.
+    #[arg(long, env = "TLSMINT_REVOCATION_REFRESH", default_value = "30s")]
+    pub revocation_refresh: tlsmint_api::Duration,
+
+    /// Validity (nextUpdate) of OCSP responses.
+    #[arg(long, env = "TLSMINT_OCSP_VALIDITY", default_value = "1h")]
+    pub ocsp_validity: tlsmint_api::Duration,
+
+    /// How long a revoked certificate stays on the CRL after it has expired.
+    #[arg(long, env = "TLSMINT_REVOKED_GRACE", default_value = "1h")]
+    pub revoked_grace: tlsmint_api::Duration,
+
+    /// Certificates each replica remembers for `GET /v1/<mount>/cert/<serial>`
+    /// (tlsmint stores no certificates).
+    #[arg(long, env = "TLSMINT_RECENT_CERTS", default_value_t = 10_000)]
+    pub recent_certs: usize,
+}
+
+impl ApiArgs {
+    /// Revocation timing from the flags.
+    pub fn revocation_settings(&self) -> revocation::Settings {
+        revocation::Settings {
+            batch_window: self.crl_batch_window.as_std(),
+            refresh_interval: self.revocation_refresh.as_std().max(Duration::from_secs(1)),
+        }
+    }
+
+    /// How long TokenReview results are cached.
+    #[allow(dead_code)] // Used by `run` mode.
+    pub fn token_cache_ttl(&self) -> Duration {
+        self.token_cache_ttl.as_std()
+    }
+}
+
+/// Timing settings read on the request path.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Lifetime of Vault client tokens.
+    pub client_token_ttl: Duration,
+    /// Validity of OCSP responses.
+    pub ocsp_validity: Duration,
+    /// Time a revoked certificate stays on the CRL after its notAfter.
+    pub revoked_grace: Duration,
+}
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct ApiState {
+    /// Mounts and roles.
+    pub registry: Arc<Registry>,
+    /// Verifies bearer tokens.
+    pub auth: Arc<dyn Authenticator>,
+    /// Revocation records and CRLs.
+    pub revocations: Arc<Revocations>,
+    /// Per-ServiceAccount rate limits.
+    pub limiter: RateLimiter,
+    /// Vault client tokens.
+    pub tokens: ClientTokens,
+    /// Recently issued certificates.
+    pub recent: RecentCerts,
+    /// Timing.
+    pub settings: Settings,
+}
+
+impl std::fmt::Debug for dyn Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Authenticator")
+    }
+}
+
+/// What the servers are built from.
+pub struct Services {
+    /// Mounts and roles (filled by the controllers, or by dev mode).
+    pub registry: Arc<Registry>,
+    /// TokenReview in cluster mode, [`auth::DevAuthenticator`] in dev mode.
+    pub authenticator: Arc<dyn Authenticator>,
+    /// Revocations ([`revocation::MemoryStore`] in dev, ConfigMaps in cluster).
+    pub revocations: Arc<Revocations>,
+    /// HMAC key of Vault client tokens; the same on every replica.
+    pub token_key: [u8; 32],
+    /// The serving certificate; `None` serves plaintext (dev mode only).
+    pub tls: Option<Arc<ServingCert>>,
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starting the servers failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// A port could not be bound.
+    #[error("binding the {api} API to {addr} failed: {source}")]
+    Bind {
+        /// `HTTP` or `gRPC`.
+        api: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// TLS could not be configured.
+    #[error("configuring TLS for the {api} API failed: {reason}")]
+    Tls {
+        /// `HTTP` or `gRPC`.
+        api: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A server stopped with an error.
+    #[error("the {api} API server failed: {reason}")]
+    Server {
+        /// `HTTP` or `gRPC`.
+        api: &'static str,
+        /// What it said.
+        reason: String,
+    },
+}
+
+/// The bound API ports.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The Vault-compatible HTTP API.
+    pub http: TcpListener,
+    /// The gRPC API.
+    pub grpc: TcpListener,
+}
+
+impl Listeners {
+    /// The actual addresses (useful with port 0).
+    pub fn addrs(&self) -> (Option<SocketAddr>, Option<SocketAddr>) {
+        (self.http.local_addr().ok(), self.grpc.local_addr().ok())
+    }
+}
+
+/// Binds both API ports; flags override `default_ip` with the default ports.
+pub async fn bind(args: &ApiArgs, default_ip: IpAddr) -> Result<Listeners, ServeError> {
+    let http = args
+        .http_addr
+        .unwrap_or(SocketAddr::new(default_ip, HTTP_PORT));
+    let grpc = args
+        .grpc_addr
+        .unwrap_or(SocketAddr::new(default_ip, GRPC_PORT));
+    let bind = |api, addr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { api, addr, source })
+    };
+    Ok(Listeners {
+        http: bind("HTTP", http).await?,
+        grpc: bind("gRPC", grpc).await?,
+    })
+}
+
+/// Serves both APIs until `shutdown`, and runs the CRL builder.
+pub async fn serve(
+    listeners: Listeners,
+    services: Services,
+    args: &ApiArgs,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let state = Arc::new(ApiState {
+        registry: services.registry.clone(),
+        auth: services.authenticator,
+        revocations: services.revocations.clone(),
+        limiter: RateLimiter::new(args.rate_limit, args.rate_burst),
+        tokens: ClientTokens::new(&services.token_key),
+        recent: RecentCerts::new(args.recent_certs),
+        settings: Settings {
+            client_token_ttl: args.client_token_ttl.as_std(),
+            ocsp_validity: args.ocsp_validity.as_std(),
+            revoked_grace: args.revoked_grace.as_std(),
+        },
+    });
+    tokio::spawn(
+        services
+            .revocations
+            .clone()
+            .run(services.registry.clone(), shutdown.clone()),
+    );
+    let acceptor = |api: &'static str, alpn: &[&[u8]]| -> Result<_, ServeError> {
+        services
+            .tls
+            .clone()
+            .map(|cert| listen::tls_acceptor(cert, alpn))
+            .transpose()
+            .map_err(|e| ServeError::Tls {
+                api,
+                reason: e.to_string(),
+            })
+    };
+    let accept_err = |api| {
+        move |e: std::io::Error| ServeError::Server {
+            api,
+            reason: e.to_string(),
+        }
+    };
+    let http_in = listen::accept(
+        listeners.http,
+        acceptor("HTTP", &[b"h2", b"http/1.1"])?,
+        shutdown.clone(),
+    )
+    .map_err(accept_err("HTTP"))?;
+    let grpc_in = listen::accept(
+        listeners.grpc,
+        acceptor("gRPC", &[b"h2"])?,
+        shutdown.clone(),
+    )
+    .map_err(accept_err("gRPC"))?;
+    tracing::info!(
+        http.addr = %http_in_addr(&http_in),
+        grpc.addr = %http_in_addr(&grpc_in),
+        tls = services.tls.is_some(),
+        "issuance APIs listening"
+    );
+
+    let http = axum::serve(http_in, vault::router(state.clone()))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let grpc = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .add_service(grpc::IssuerService::server(state))
+        .serve_with_incoming_shutdown(grpc_in, shutdown.clone().cancelled_owned());
+    let (http, grpc) = tokio::join!(http.into_future(), grpc);
+    http.map_err(|e| ServeError::Server {
+        api: "HTTP",
+        reason: e.to_string(),
+    })?;
+    grpc.map_err(|e| ServeError::Server {
+        api: "gRPC",
+        reason: e.to_string(),
+    })?;
+    Ok(())
+}
+
+fn http_in_addr(incoming: &listen::Incoming) -> String {
+    axum::serve::Listener::local_addr(incoming)
+        .map(|a| a.to_string())
+        .unwrap_or_default()
+}

@@ -1,0 +1,141 @@
+//! The Vault-compatible HTTP API (SPEC §5): `auth/kubernetes/login`, and per
+//! mount `issue`, `sign`, `revoke`, `ca`, `ca/pem`, `ca_chain`, `cert/...`,
+//! `crl`, `crl/pem`, `ocsp`, plus `sys/health`, with Vault's field names,
+//! envelope and status codes.
+//!
+//! Mount paths may contain `/`, so routing is by longest registered mount
+//! path, then the endpoint after it. Owns: routing and authentication of
+//! Vault requests. Must not: log tokens, keys or bodies.
+
+pub mod envelope;
+pub mod params;
+mod pki;
+mod read;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, Method};
+use axum::response::Response;
+use axum::routing::any;
+use time::OffsetDateTime;
+
+use super::ApiState;
+use super::audit::{self, Channel};
+use super::auth::{AuthError, Caller};
+use super::error::ApiError;
+use crate::registry::MountEntry;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// The router of the Vault-compatible API.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/v1/{*rest}", any(dispatch))
+        .fallback(|| async { not_found_route("") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+fn not_found_route(path: &str) -> Response {
+    envelope::error(&ApiError::NotFound(format!(
+        "no handler for route \"{}\". route entry not found.",
+        params::clip(path)
+    )))
+}
+
+fn unsupported(method: &Method, path: &str) -> Response {
+    let mut resp = envelope::json_response(
+        http::StatusCode::METHOD_NOT_ALLOWED,
+        serde_json::json!({ "errors": [format!("unsupported operation {method} on {}", params::clip(path))] }),
+    );
+    resp.headers_mut().insert(
+        http::header::ALLOW,
+        http::HeaderValue::from_static("GET, POST, PUT"),
+    );
+    resp
+}
+
+async fn dispatch(
+    State(state): State<Arc<ApiState>>,
+    method: Method,
+    Path(rest): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = rest.trim_matches('/');
+    let write = method == Method::POST || method == Method::PUT;
+    match path {
+        "sys/health" => return read::health(),
+        "auth/kubernetes/login" if write => return pki::login(&state, &body).await,
+        "auth/kubernetes/login" => return unsupported(&method, path),
+        _ => {}
+    }
+    let Some((mount, endpoint)) = find_mount(&state, path) else {
+        return not_found_route(path);
+    };
+    let segments: Vec<&str> = endpoint.split('/').collect();
+    match (segments.as_slice(), write, method == Method::GET) {
+        (["issue", role], true, _) => {
+            pki::issue(&state, &headers, &mount, role, &body, false).await
+        }
+        (["sign", role], true, _) => pki::issue(&state, &headers, &mount, role, &body, true).await,
+        (["revoke"], true, _) => pki::revoke(&state, &headers, &mount, &body).await,
+        (["ocsp"], true, _) => read::ocsp_post(&state, &mount, &body).await,
+        (["ocsp", ..], _, true) => read::ocsp_get(&state, &mount, &endpoint["ocsp/".len()..]).await,
+        (["ca"], _, true) => read::ca_der(&mount),
+        (["ca", "pem"], _, true) => read::ca_pem(&mount),
+        (["ca_chain"], _, true) => read::ca_chain(&mount),
+        (["crl"], _, true) => read::crl(&state, &mount, false).await,
+        (["crl", "pem"], _, true) => read::crl(&state, &mount, true).await,
+        (["cert", serial], _, true) => read::cert(&state, &mount, serial).await,
+        (["issue" | "sign", _] | ["revoke"] | ["ocsp"], false, _)
+        | (["ca" | "ca_chain" | "crl" | "cert", ..], true, _) => unsupported(&method, path),
+        _ => not_found_route(path),
+    }
+}
+
+/// The mount with the longest path that `path` starts with, and the rest.
+fn find_mount(state: &ApiState, path: &str) -> Option<(Arc<MountEntry>, String)> {
+    let mut cut = path.len();
+    loop {
+        let prefix = &path[..cut];
+        if let Some(mount) = state.registry.mount_by_path(prefix) {
+            let rest = path[cut..].trim_start_matches('/').to_owned();
+            return Some((mount, rest));
+        }
+        cut = prefix.rfind('/')?;
+    }
+}
+
+/// The caller of a Vault request: `X-Vault-Token` (or `Authorization: Bearer`)
+/// holding a client token from login, the dev root token, or a ServiceAccount token.
+async fn caller(
+    state: &ApiState,
+    headers: &HeaderMap,
+    op: &'static str,
+) -> Result<Caller, ApiError> {
+    let token = headers
+        .get("x-vault-token")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let result = match token {
+        None => Err(ApiError::from(AuthError::Missing)),
+        Some(t) if t.starts_with(tokens::PREFIX) => state
+            .tokens
+            .verify(t, OffsetDateTime::now_utc())
+            .map_err(|e| ApiError::Unauthenticated(format!("permission denied: {e}"))),
+        Some(t) => state.auth.authenticate(t).await.map_err(ApiError::from),
+    };
+    result.inspect_err(|err| audit::unauthenticated(Channel::Vault, op, err))
+}

@@ -1,0 +1,327 @@
+//! The writing endpoints of the Vault API: `auth/kubernetes/login`,
+//! `<mount>/issue/<role>`, `<mount>/sign/<role>` and `<mount>/revoke`.
+//!
+//! Owns: Vault's request fields and response `data` for these calls. Must
+//! not: return a private key except in the `issue` response it belongs to.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use axum::response::Response;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tlsmint_ca::{KeyAlgorithm, KeyEncoding, NameRequest, PrivateKey, Serial, pem, x509};
+
+use super::params::{Params, clip};
+use super::{caller, envelope};
+use crate::api::ApiState;
+use crate::api::audit::{self, Channel};
+use crate::api::error::ApiError;
+use crate::api::issue::{self, Call, Kind, Outcome};
+use crate::registry::MountEntry;
+
+/// `POST /v1/auth/kubernetes/login` with `role` and `jwt`.
+pub async fn login(state: &ApiState, body: &[u8]) -> Response {
+    let result = async {
+        let params = Params::parse(body)?;
+        let role = params
+            .string("role")?
+            .ok_or_else(|| ApiError::InvalidArgument("missing role".into()))?;
+        let jwt = params
+            .string("jwt")?
+            .ok_or_else(|| ApiError::InvalidArgument("missing jwt".into()))?;
+        let caller = state
+            .auth
+            .authenticate(&jwt)
+            .await
+            .map_err(|e| match ApiError::from(e) {
+                ApiError::Unauthenticated(m) => {
+                    ApiError::Unauthenticated(format!("permission denied: {m}"))
+                }
+                other => other,
+            })
+            .inspect_err(|e| audit::unauthenticated(Channel::Vault, "login", e))?;
+        let ttl = state.settings.client_token_ttl;
+        let expires = OffsetDateTime::now_utc() + ttl;
+        let token = state.tokens.mint(&caller, &role, expires);
+        tracing::info!(
+            target: "tlsmint::audit",
+            audit = true,
+            audit.event = "login",
+            audit.api = "vault",
+            caller = %caller.key(),
+            role = %clip(&role),
+            "client token issued"
+        );
+        Ok::<_, ApiError>(envelope::auth(json!({
+            "client_token": token,
+            "accessor": "",
+            "policies": ["default"],
+            "token_policies": ["default"],
+            "metadata": {
+                "role": role,
+                "service_account_name": caller.service_account,
+                "service_account_namespace": caller.namespace,
+                "service_account_uid": "",
+                "service_account_secret_name": "",
+            },
+            "lease_duration": ttl.as_secs(),
+            "renewable": false,
+            "entity_id": "",
+            "token_type": "service",
+            "orphan": true,
+        })))
+    }
+    .await;
+    result.unwrap_or_else(|e| envelope::error(&e))
+}
+
+/// `POST /v1/<mount>/issue/<role>` and `/sign/<role>`.
+pub async fn issue(
+    state: &Arc<ApiState>,
+    headers: &HeaderMap,
+    mount: &MountEntry,
+    role: &str,
+    body: &[u8],
+    sign: bool,
+) -> Response {
+    let op = if sign { "sign" } else { "issue" };
+    let result = async {
+        let caller = caller(state, headers, op).await?;
+        let params = Params::parse(body)?;
+        if !params.list("other_sans")?.is_empty() {
+            return Err(ApiError::InvalidArgument(
+                "other_sans is not supported by tlsmint".into(),
+            ));
+        }
+        let format = Format::parse(params.string("format")?.as_deref())?;
+        let key_format = params.string("private_key_format")?;
+        let kind = if sign {
+            let csr = params
+                .string("csr")?
+                .ok_or_else(|| ApiError::InvalidArgument("missing csr".into()))?;
+            Kind::Sign(csr.into_bytes())
+        } else {
+            Kind::Issue
+        };
+        let call = Call {
+            role: role.to_owned(),
+            mount_path: Some(mount.path.clone()),
+            names: NameRequest {
+                common_name: params.string("common_name")?,
+                dns_names: params.list("alt_names")?,
+                ip_addresses: params.list("ip_sans")?,
+                uris: params.list("uri_sans")?,
+            },
+            ttl: params.ttl("ttl")?,
+            kind,
+        };
+        let outcome = issue::run(state, Channel::Vault, &caller, call).await?;
+        Ok(envelope::data(
+            issue_data(&outcome, format, key_format.as_deref())?,
+            &outcome.issued.warnings,
+        ))
+    }
+    .await;
+    result.unwrap_or_else(|e| envelope::error(&e))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Pem,
+    Der,
+    PemBundle,
+}
+
+impl Format {
+    fn parse(text: Option<&str>) -> Result<Self, ApiError> {
+        match text.unwrap_or("pem") {
+            "pem" => Ok(Format::Pem),
+            "der" => Ok(Format::Der),
+            "pem_bundle" => Ok(Format::PemBundle),
+            other => Err(ApiError::InvalidArgument(format!(
+                "format {:?} is not pem, der or pem_bundle",
+                clip(other)
+            ))),
+        }
+    }
+
+    fn cert(self, pem_text: &str) -> Result<String, ApiError> {
+        match self {
+            Format::Pem | Format::PemBundle => Ok(pem_text.trim_end().to_owned()),
+            Format::Der => Ok(STANDARD.encode(pem::decode_certificate(pem_text)?)),
+        }
+    }
+}
+
+fn issue_data(
+    outcome: &Outcome,
+    format: Format,
+    key_format: Option<&str>,
+) -> Result<Value, ApiError> {
+    let issued = &outcome.issued;
+    let chain: Vec<String> = issued
+        .ca_chain_pem
+        .iter()
+        .map(|c| format.cert(c))
+        .collect::<Result<_, _>>()?;
+    let issuing_ca = chain.first().cloned().unwrap_or_default();
+    let mut certificate = format.cert(&issued.certificate_pem)?;
+    let mut data = json!({
+        "certificate": "",
+        "issuing_ca": issuing_ca,
+        "ca_chain": chain,
+        "serial_number": issued.serial.to_colon_hex(),
+        "expiration": issued.not_after.unix_timestamp(),
+    });
+    if let Some(key) = &outcome.private_key {
+        let key_text = private_key(key, format, key_format)?;
+        if format == Format::PemBundle {
+            certificate = format!("{}\n{certificate}\n{issuing_ca}", key_text.trim_end());
+        }
+        data["private_key"] = Value::String(key_text);
+        data["private_key_type"] = Value::String(key.spec().vault_type().to_owned());
+    } else if format == Format::PemBundle {
+        certificate = format!("{certificate}\n{issuing_ca}");
+    }
+    data["certificate"] = Value::String(certificate);
+    Ok(data)
+}
+
+/// The key as Vault returns it: PEM in the key's own form (`EC PRIVATE KEY`,
+/// `RSA PRIVATE KEY`, PKCS#8 for Ed25519), PKCS#8 with
+/// `private_key_format=pkcs8`, base64 DER with `format=der`.
+fn private_key(
+    key: &PrivateKey,
+    format: Format,
+    key_format: Option<&str>,
+) -> Result<String, ApiError> {
+    let encoding = match key_format.unwrap_or("pem") {
+        "pkcs8" => KeyEncoding::Pkcs8,
+        "pem" | "der" => match key.spec().algorithm() {
+            KeyAlgorithm::Ecdsa => KeyEncoding::Sec1,
+            KeyAlgorithm::Rsa => KeyEncoding::Pkcs1,
+            KeyAlgorithm::Ed25519 => KeyEncoding::Pkcs8,
+        },
+        other => {
+            return Err(ApiError::InvalidArgument(format!(
+                "private_key_format {:?} is not pem, der or pkcs8",
+                clip(other)
+            )));
+        }
+    };
+    if format == Format::Der || key_format == Some("der") {
+        return Ok(STANDARD.encode(key.pkcs8_der()));
+    }
+    Ok(key.to_pem(encoding)?.expose().trim_end().to_owned())
+}
+
+/// `POST /v1/<mount>/revoke` with `serial_number` or `certificate`.
+pub async fn revoke(
+    state: &ApiState,
+    headers: &HeaderMap,
+    mount: &MountEntry,
+    body: &[u8],
+) -> Response {
+    let result = async {
+        let caller = caller(state, headers, "revoke").await?;
+        let ca = mount.ca().ok_or_else(|| {
+            ApiError::FailedPrecondition(format!("mount {:?} is not ready", mount.name))
+        })?;
+        let allowed = caller.root
+            || state
+                .registry
+                .roles_of(&mount.name)
+                .iter()
+                .any(|r| r.allows(&caller.namespace, &caller.service_account));
+        if !allowed {
+            let err = ApiError::PermissionDenied(format!(
+                "permission denied: service account {} is not a subject of any role of mount {:?}",
+                caller.key(),
+                mount.name
+            ));
+            audit::denied(Channel::Vault, "revoke", &caller, "", &err);
+            return Err(err);
+        }
+        let params = Params::parse(body)?;
+        let now = OffsetDateTime::now_utc();
+        let grace = state.settings.revoked_grace;
+        let (serial, keep_until) = match (
+            params.string("serial_number")?,
+            params.string("certificate")?,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::InvalidArgument(
+                    "give serial_number or certificate, not both".into(),
+                ));
+            }
+            (None, None) => {
+                return Err(ApiError::InvalidArgument(
+                    "missing serial_number or certificate".into(),
+                ));
+            }
+            (Some(text), None) => {
+                let serial = Serial::parse(&text).ok_or_else(|| {
+                    ApiError::InvalidArgument(format!(
+                        "serial_number {:?} is not colon-separated hex",
+                        clip(&text)
+                    ))
+                })?;
+                let not_after = match state.recent.get(&serial) {
+                    Some(known) if known.mount == mount.name => known.not_after,
+                    _ => now + longest_leaf(state, mount),
+                };
+                (serial, not_after + grace)
+            }
+            (None, Some(cert)) => {
+                let der = pem::decode_certificate(&cert)?;
+                x509::verify_issued_by(&der, ca.certificate_der()).map_err(|reason| {
+                    ApiError::InvalidArgument(format!(
+                        "the certificate was not issued by mount {:?}: {reason}",
+                        mount.name
+                    ))
+                })?;
+                let info = x509::parse_certificate(&der, "revoked")?;
+                (info.serial, info.not_after + grace)
+            }
+        };
+        let at = state
+            .revocations
+            .revoke(&mount.name, &serial, keep_until, now)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        audit::revoked(Channel::Vault, &caller, &mount.name, &serial);
+        Ok(envelope::data(
+            json!({
+                "revocation_time": at.unix_timestamp(),
+                "revocation_time_rfc3339": x509::rfc3339(at),
+                "state": "revoked",
+            }),
+            &[],
+        ))
+    }
+    .await;
+    result.unwrap_or_else(|e| envelope::error(&e))
+}
+
+/// The longest lifetime a leaf of `mount` can have: the mount's maxTTL, else
+/// the largest maxTTL of its roles (24h when it has none), never past the CA.
+fn longest_leaf(state: &ApiState, mount: &MountEntry) -> time::Duration {
+    let roles = state.registry.roles_of(&mount.name);
+    let from_roles = roles
+        .iter()
+        .filter_map(|r| match &r.status {
+            crate::registry::RoleStatus::Ready(role) => Some(role.profile.lifetimes.max_ttl),
+            crate::registry::RoleStatus::Invalid(_) => None,
+        })
+        .max()
+        .unwrap_or(Duration::from_secs(24 * 3600));
+    let longest = mount
+        .ca()
+        .and_then(|ca| ca.options().max_ttl)
+        .map_or(from_roles, |m| m.min(from_roles));
+    time::Duration::try_from(longest).unwrap_or(time::Duration::DAY)
+}

@@ -1,0 +1,132 @@
+//! Client tokens of the Vault-compatible API: what `auth/kubernetes/login`
+//! returns and `X-Vault-Token` carries afterwards.
+//!
+//! A token is self-contained and tamper-proof: `tlsm.<payload>.<mac>`, where
+//! the payload (base64url JSON) names the verified ServiceAccount, the login
+//! role and an expiry, and the mac is HMAC-SHA256 under a key every replica
+//! shares. So any replica accepts a token another one issued, and nothing is
+//! stored per token. A token grants nothing by itself: each request is still
+//! checked against the role's `subjects`.
+//!
+//! Owns: the token format and its key. Must not: log tokens or the key.
+
+use aws_lc_rs::hmac;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::api::auth::Caller;
+
+/// Prefix of every client token.
+pub const PREFIX: &str = "tlsm.";
+
+#[derive(Serialize, Deserialize)]
+struct Payload {
+    ns: String,
+    sa: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pod: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uid: Option<String>,
+    #[serde(default)]
+    root: bool,
+    role: String,
+    exp: i64,
+}
+
+/// Mints and checks client tokens.
+pub struct ClientTokens {
+    key: hmac::Key,
+}
+
+impl std::fmt::Debug for ClientTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientTokens(<key redacted>)")
+    }
+}
+
+/// A client token was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not a token this API issued, or altered.
+    #[error("invalid client token")]
+    Invalid,
+    /// Past its expiry: log in again.
+    #[error("client token expired: log in again with auth/kubernetes/login")]
+    Expired,
+}
+
+impl ClientTokens {
+    /// Tokens signed with `key` (32 random bytes shared by all replicas).
+    pub fn new(key: &[u8]) -> Self {
+        ClientTokens {
+            key: hmac::Key::new(hmac::HMAC_SHA256, key),
+        }
+    }
+
+    /// A token for `caller`, logged in through `role`, valid until `expires`.
+    pub fn mint(&self, caller: &Caller, role: &str, expires: OffsetDateTime) -> String {
+        let payload = Payload {
+            ns: caller.namespace.clone(),
+            sa: caller.service_account.clone(),
+            pod: caller.pod_name.clone(),
+            uid: caller.pod_uid.clone(),
+            root: caller.root,
+            role: role.to_owned(),
+            exp: expires.unix_timestamp(),
+        };
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap_or_default());
+        let tag = hmac::sign(&self.key, body.as_bytes());
+        format!("{PREFIX}{body}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    /// The caller of a token, if it is genuine and not expired at `now`.
+    pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Caller, TokenError> {
+        let rest = token.strip_prefix(PREFIX).ok_or(TokenError::Invalid)?;
+        let (body, tag) = rest.split_once('.').ok_or(TokenError::Invalid)?;
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag)
+            .map_err(|_| TokenError::Invalid)?;
+        hmac::verify(&self.key, body.as_bytes(), &tag).map_err(|_| TokenError::Invalid)?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| TokenError::Invalid)?;
+        let p: Payload = serde_json::from_slice(&bytes).map_err(|_| TokenError::Invalid)?;
+        if now.unix_timestamp() >= p.exp {
+            return Err(TokenError::Expired);
+        }
+        Ok(Caller {
+            namespace: p.ns,
+            service_account: p.sa,
+            pod_name: p.pod,
+            pod_uid: p.uid,
+            root: p.root,
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refuses_tampering_and_expiry() {
+        let tokens = ClientTokens::new(&[7u8; 32]);
+        let now = OffsetDateTime::now_utc();
+        let caller = Caller::service_account("apps", "web");
+        let token = tokens.mint(&caller, "web-server", now + time::Duration::minutes(5));
+        assert_eq!(tokens.verify(&token, now).unwrap(), caller);
+        assert_eq!(
+            tokens.verify(&token, now + time::Duration::minutes(6)),
+            Err(TokenError::Expired)
+        );
+        let other = ClientTokens::new(&[8u8; 32]);
+        assert_eq!(other.verify(&token, now), Err(TokenError::Invalid));
+        let mut forged = token.clone();
+        forged.insert(8, 'x');
+        assert_eq!(tokens.verify(&forged, now), Err(TokenError::Invalid));
+        assert_eq!(tokens.verify("root", now), Err(TokenError::Invalid));
+    }
+}

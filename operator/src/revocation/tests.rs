@@ -1,0 +1,104 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use crate::registry::MountStatus;
+use tlsmint_ca::{CaConfig, KeySpec, Subject};
+use x509_parser::prelude::{CertificateRevocationList, FromDer};
+
+fn mount() -> (MountEntry, Arc<CertificateAuthority>) {
+    let cfg = CaConfig {
+        name: "pki".into(),
+        subject: Subject::with_common_name("Test CA"),
+        key: KeySpec::EcdsaP256,
+        ttl: Duration::from_secs(86400 * 30),
+    };
+    let ca =
+        Arc::new(CertificateAuthority::generate_root(&cfg, OffsetDateTime::now_utc()).unwrap());
+    let entry = MountEntry {
+        name: "pki".into(),
+        path: "pki".into(),
+        status: MountStatus::Ready(ca.clone()),
+        crl_expiry: Duration::from_secs(72 * 3600),
+    };
+    (entry, ca)
+}
+
+fn serials_in(crl: &Crl) -> Vec<String> {
+    let (_, parsed) = CertificateRevocationList::from_der(&crl.der).unwrap();
+    parsed
+        .iter_revoked_certificates()
+        .map(|r| Serial::from_bytes(r.raw_serial()).to_colon_hex())
+        .collect()
+}
+
+#[tokio::test]
+async fn revoke_is_idempotent_and_reaches_the_crl_and_status() {
+    let revocations = Revocations::new(Arc::new(MemoryStore::default()), Settings::default());
+    let (mount, ca) = mount();
+    let now = OffsetDateTime::now_utc();
+    let serial = Serial::random();
+    let keep = now + time::Duration::hours(1);
+    let first = revocations.revoke("pki", &serial, keep, now).await.unwrap();
+    let again = revocations
+        .revoke("pki", &serial, keep, now + time::Duration::seconds(5))
+        .await
+        .unwrap();
+    assert_eq!(first.unix_timestamp(), again.unix_timestamp());
+    assert!(revocations.status("pki", &serial).await.unwrap().is_some());
+    assert!(
+        revocations
+            .status("pki", &Serial::random())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let crl = revocations.crl(&mount, &ca, now).await.unwrap();
+    assert_eq!(serials_in(&crl.crl), vec![serial.to_colon_hex()]);
+}
+
+#[tokio::test]
+async fn expired_entries_are_pruned_and_numbers_grow() {
+    let store = Arc::new(MemoryStore::default());
+    let revocations = Revocations::new(store.clone(), Settings::default());
+    let (mount, ca) = mount();
+    let now = OffsetDateTime::now_utc();
+    let short = Serial::random();
+    let long = Serial::random();
+    revocations
+        .revoke("pki", &short, now + time::Duration::minutes(1), now)
+        .await
+        .unwrap();
+    revocations
+        .revoke("pki", &long, now + time::Duration::hours(2), now)
+        .await
+        .unwrap();
+    let first = revocations.rebuild(&mount, &ca, now).await.unwrap();
+    assert_eq!(serials_in(&first.crl).len(), 2);
+    let later = now + time::Duration::minutes(10);
+    let second = revocations.rebuild(&mount, &ca, later).await.unwrap();
+    assert_eq!(serials_in(&second.crl), vec![long.to_colon_hex()]);
+    assert!(second.crl.number > first.crl.number);
+    assert_eq!(store.load("pki").await.unwrap().revoked.len(), 1);
+    // A restarted replica (new cache, same store) keeps counting up.
+    let restarted = Revocations::new(store, Settings::default());
+    let third = restarted.rebuild(&mount, &ca, later).await.unwrap();
+    assert!(third.crl.number > second.crl.number);
+}
+
+#[tokio::test]
+async fn crl_is_cached_until_half_of_its_life() {
+    let revocations = Revocations::new(Arc::new(MemoryStore::default()), Settings::default());
+    let (mount, ca) = mount();
+    let now = OffsetDateTime::now_utc();
+    let a = revocations.crl(&mount, &ca, now).await.unwrap();
+    let b = revocations
+        .crl(&mount, &ca, now + time::Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(Arc::ptr_eq(&a, &b));
+    let c = revocations
+        .crl(&mount, &ca, now + time::Duration::hours(37))
+        .await
+        .unwrap();
+    assert!(c.crl.number > a.crl.number);
+}
