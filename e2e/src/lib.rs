@@ -39,7 +39,8 @@ pub const E2E_LABEL: &str = "e2e.tlsmint.dev/test";
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 const HINT: &str = "start the local cluster and export what it prints: \
-    `eval \"$(e2e/cluster/up)\"` (or `export $(cat /tmp/tlsmint-e2e/cluster.env)`), \
+    `set -a; eval \"$(e2e/cluster/up)\"; set +a` (or, for a running cluster, \
+    `set -a; . /tmp/tlsmint-e2e/cluster.env; set +a`), \
     see e2e/cluster/README.md";
 
 /// A required environment variable, with a hint on how to get it.
