@@ -94,9 +94,19 @@ struct State {
 }
 
 /// The catalog. Cheap to clone; all clones share one view.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Catalog {
     state: Arc<RwLock<State>>,
+    version: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Catalog {
+            state: Arc::default(),
+            version: Arc::new(tokio::sync::watch::channel(0).0),
+        }
+    }
 }
 
 impl std::fmt::Debug for Catalog {
@@ -127,6 +137,20 @@ impl Catalog {
         state.sinks.push(sink);
     }
 
+    /// A stream that yields once after every change of what is loaded (a mount or role
+    /// loaded, replaced or unloaded), so controllers can re-check what waited for it.
+    pub fn changes(&self) -> impl futures::Stream<Item = ()> + Send + 'static {
+        let rx = self.version.subscribe();
+        futures::stream::unfold(rx, |mut rx| async move {
+            rx.changed().await.ok()?;
+            Some(((), rx))
+        })
+    }
+
+    fn bump(&self) {
+        self.version.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
     /// The loaded mount `name`.
     pub fn mount(&self, name: &str) -> Option<Arc<LoadedMount>> {
         self.read().mounts.get(name).cloned()
@@ -144,15 +168,21 @@ impl Catalog {
             sink.mount_loaded(mount.clone());
         }
         state.mounts.insert(mount.name.clone(), mount);
+        drop(state);
+        self.bump();
     }
 
     /// Marks a mount as unable to sign (sinks are told every time, so they can show the
     /// latest reason).
     pub fn remove_mount(&self, name: &str, why: &MountGone) {
         let mut state = self.write();
-        state.mounts.remove(name);
+        let removed = state.mounts.remove(name).is_some();
         for sink in &state.sinks {
             sink.mount_removed(name, why);
+        }
+        drop(state);
+        if removed {
+            self.bump();
         }
     }
 
@@ -163,14 +193,20 @@ impl Catalog {
             sink.role_loaded(role.clone());
         }
         state.roles.insert(role.name.clone(), role);
+        drop(state);
+        self.bump();
     }
 
     /// Marks a role as unusable (sinks are told every time).
     pub fn remove_role(&self, name: &str, why: &RoleGone) {
         let mut state = self.write();
-        state.roles.remove(name);
+        let removed = state.roles.remove(name).is_some();
         for sink in &state.sinks {
             sink.role_removed(name, why);
+        }
+        drop(state);
+        if removed {
+            self.bump();
         }
     }
 
@@ -219,6 +255,18 @@ mod tests {
             }),
             subjects: vec![RoleSubject::new("team-a", "*")],
         })
+    }
+
+    #[tokio::test]
+    async fn changes_are_announced_only_when_the_view_changes() {
+        use futures::StreamExt;
+        let catalog = Catalog::new();
+        let mut changes = Box::pin(catalog.changes());
+        catalog.remove_role("absent", &RoleGone::Deleted);
+        catalog.put_role(role("web"));
+        assert_eq!(changes.next().await, Some(()));
+        let pending = futures::FutureExt::now_or_never(changes.next());
+        assert_eq!(pending, None, "one change, one wake-up");
     }
 
     #[test]

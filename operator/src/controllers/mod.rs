@@ -173,6 +173,8 @@ async fn mount_controller(ctx: &Arc<Context>, stop: CancellationToken) {
                     .collect::<Vec<_>>()
             },
         )
+        // A parent's CA loaded by the loader (or a key Secret unloaded) wakes the mounts.
+        .reconcile_all_on(ctx.catalog.changes())
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(pki_mount::reconcile, pki_mount::error_policy, ctx.clone())
         .for_each(|r| async move { log_result(pki_mount::KIND, r) })
@@ -258,6 +260,8 @@ async fn request_controller(ctx: &Arc<Context>, stop: CancellationToken) {
                     .collect::<Vec<_>>()
             },
         )
+        // Requests waiting for their role or mount go as soon as the loader has it.
+        .reconcile_all_on(ctx.catalog.changes())
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(
             certificate_request::reconcile,
