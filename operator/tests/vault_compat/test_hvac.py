@@ -1,0 +1,188 @@
+"""The Vault-compatible API driven by hvac (a real Vault client), against
+`tlsmint-operator dev` with the default (Vault tutorial) setup."""
+
+import datetime
+import json
+import time
+import urllib.request
+
+import hvac
+import hvac.exceptions
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from conftest import ROOT_TOKEN, fake_sa_jwt
+
+
+def root_client(dev):
+    return hvac.Client(url=dev.url, token=ROOT_TOKEN)
+
+
+def check_leaf(data, name, ttl_seconds):
+    leaf = x509.load_pem_x509_certificate(data["certificate"].encode())
+    issuing = x509.load_pem_x509_certificate(data["issuing_ca"].encode())
+    leaf.verify_directly_issued_by(issuing)
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert name in sans.get_values_for_type(x509.DNSName)
+    lifetime = leaf.not_valid_after_utc - datetime.datetime.now(datetime.timezone.utc)
+    assert abs(lifetime.total_seconds() - ttl_seconds) < 120
+    assert int(data["expiration"]) == int(leaf.not_valid_after_utc.timestamp())
+    serial = ":".join(f"{b:02x}" for b in leaf.serial_number.to_bytes(16, "big"))
+    assert data["serial_number"] == serial
+    assert len(data["ca_chain"]) == 2
+    return leaf
+
+
+def test_health(dev):
+    status = hvac.Client(url=dev.url).sys.read_health_status(method="GET")
+    assert status["initialized"] is True and status["sealed"] is False
+
+
+def test_kubernetes_login_then_issue(dev):
+    client = hvac.Client(url=dev.url)
+    login = client.auth.kubernetes.login(role="web-server", jwt=fake_sa_jwt("apps", "web", pod="web-0"))
+    assert login["auth"]["metadata"]["service_account_namespace"] == "apps"
+    assert login["auth"]["lease_duration"] > 0
+    assert client.is_authenticated() or client.token.startswith("tlsm.")
+    resp = client.secrets.pki.generate_certificate(
+        name="web-server", common_name="api.example.com",
+        extra_params={"ttl": "24h"}, mount_point="pki_int")
+    for field in ("request_id", "lease_id", "renewable", "lease_duration", "data", "warnings"):
+        assert field in resp
+    data = resp["data"]
+    assert data["private_key_type"] == "ec"
+    assert data["private_key"].startswith("-----BEGIN EC PRIVATE KEY-----")
+    check_leaf(data, "api.example.com", 24 * 3600)
+    # The audit line names the caller and the pod, and never the key.
+    time.sleep(0.2)
+    logs = dev.logs()
+    assert "apps/web" in logs and "web-0" in logs
+    assert "PRIVATE KEY" not in logs
+
+
+def test_root_token_issue_with_alt_names(dev):
+    resp = root_client(dev).secrets.pki.generate_certificate(
+        name="web-server", common_name="www.example.com",
+        extra_params={"alt_names": "a.example.com,b.example.com", "ttl": "1h",
+                      "private_key_format": "pkcs8"},
+        mount_point="pki_int")
+    leaf = check_leaf(resp["data"], "www.example.com", 3600)
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {"a.example.com", "b.example.com"} <= set(sans.get_values_for_type(x509.DNSName))
+    assert resp["data"]["private_key"].startswith("-----BEGIN PRIVATE KEY-----")
+
+
+def test_ttl_above_max_is_clamped_with_a_warning(dev):
+    resp = root_client(dev).secrets.pki.generate_certificate(
+        name="web-server", common_name="long.example.com",
+        extra_params={"ttl": "2000h"}, mount_point="pki_int")
+    assert resp["warnings"] and "clamped" in resp["warnings"][0]
+    check_leaf(resp["data"], "long.example.com", 720 * 3600)
+
+
+def test_sign_certificate(dev):
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "signed.example.com")]))
+           .sign(key, hashes.SHA256()))
+    pem = csr.public_bytes(serialization.Encoding.PEM).decode()
+    resp = root_client(dev).secrets.pki.sign_certificate(
+        name="web-server", csr=pem, common_name="signed.example.com",
+        extra_params={"ttl": "2h"}, mount_point="pki_int")
+    data = resp["data"]
+    assert "private_key" not in data
+    leaf = check_leaf(data, "signed.example.com", 2 * 3600)
+    assert leaf.public_key().public_numbers() == key.public_key().public_numbers()
+
+
+def test_read_ca_certificate_and_chain(dev):
+    client = hvac.Client(url=dev.url)
+    ca = client.secrets.pki.read_ca_certificate(mount_point="pki_int")
+    chain = client.secrets.pki.read_ca_certificate_chain(mount_point="pki_int")
+    root = client.secrets.pki.read_ca_certificate(mount_point="pki")
+    ca_cert = x509.load_pem_x509_certificate(ca.encode())
+    root_cert = x509.load_pem_x509_certificate(root.encode())
+    ca_cert.verify_directly_issued_by(root_cert)
+    assert chain.startswith(ca.strip()) and root.strip() in chain
+    der = urllib.request.urlopen(f"{dev.url}/v1/pki_int/ca").read()
+    assert x509.load_der_x509_certificate(der) == ca_cert
+
+
+def test_revoke_then_crl_lists_the_serial(dev):
+    client = root_client(dev)
+    data = client.secrets.pki.generate_certificate(
+        name="web-server", common_name="revoked.example.com", mount_point="pki_int")["data"]
+    resp = client.secrets.pki.revoke_certificate(serial_number=data["serial_number"], mount_point="pki_int")
+    assert resp["data"]["revocation_time"] > 0
+    serial = int(data["serial_number"].replace(":", ""), 16)
+    ca = x509.load_pem_x509_certificate(client.secrets.pki.read_ca_certificate(mount_point="pki_int").encode())
+    for _ in range(50):
+        crl = x509.load_pem_x509_crl(client.secrets.pki.read_crl(mount_point="pki_int").encode())
+        if crl.get_revoked_certificate_by_serial_number(serial) is not None:
+            break
+        time.sleep(0.1)
+    assert crl.get_revoked_certificate_by_serial_number(serial) is not None
+    assert crl.is_signature_valid(ca.public_key())
+    cert = client.secrets.pki.read_certificate(serial=data["serial_number"], mount_point="pki_int")
+    assert cert["data"]["revocation_time"] > 0
+    # Revoking again is idempotent.
+    again = client.secrets.pki.revoke_certificate(serial_number=data["serial_number"], mount_point="pki_int")
+    assert again["data"]["revocation_time"] == resp["data"]["revocation_time"]
+
+
+def test_errors_use_vaults_status_codes(dev):
+    client = root_client(dev)
+    with pytest.raises(hvac.exceptions.Forbidden) as denied:
+        client.secrets.pki.generate_certificate(name="web-server", common_name="evil.org", mount_point="pki_int")
+    assert "evil.org" in str(denied.value)
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        client.secrets.pki.generate_certificate(name="nope", common_name="a.example.com", mount_point="pki_int")
+    # A role is served only under its own mount's path.
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        client.secrets.pki.generate_certificate(name="web-server", common_name="a.example.com", mount_point="pki")
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        client.secrets.pki.generate_certificate(name="web-server", common_name="a.example.com", mount_point="nowhere")
+    with pytest.raises(hvac.exceptions.InvalidRequest):
+        client.secrets.pki.generate_certificate(name="web-server", common_name="a.example.com",
+                                                extra_params={"ttl": "soon"}, mount_point="pki_int")
+    with pytest.raises(hvac.exceptions.InvalidRequest):
+        client.secrets.pki.sign_certificate(name="web-server", csr="not a csr",
+                                            common_name="a.example.com", mount_point="pki_int")
+    anonymous = hvac.Client(url=dev.url)
+    anonymous.token = None
+    with pytest.raises(hvac.exceptions.Forbidden):
+        anonymous.secrets.pki.generate_certificate(name="web-server", common_name="a.example.com", mount_point="pki_int")
+    bad = hvac.Client(url=dev.url, token="tlsm.forged.token")
+    with pytest.raises(hvac.exceptions.Forbidden):
+        bad.secrets.pki.generate_certificate(name="web-server", common_name="a.example.com", mount_point="pki_int")
+    with pytest.raises(hvac.exceptions.Forbidden):
+        hvac.Client(url=dev.url).auth.kubernetes.login(role="web-server", jwt="garbage")
+
+
+def test_vault_cli_request_shape(dev):
+    """What `vault write pki_int/issue/web-server common_name=api.example.com ttl=24h` sends."""
+    body = json.dumps({"common_name": "api.example.com", "ttl": "24h"}).encode()
+    req = urllib.request.Request(f"{dev.url}/v1/pki_int/issue/web-server", data=body, method="PUT",
+                                 headers={"X-Vault-Token": ROOT_TOKEN, "Content-Type": "application/json"})
+    data = json.load(urllib.request.urlopen(req))["data"]
+    check_leaf(data, "api.example.com", 24 * 3600)
+
+
+def test_subjects_are_enforced_per_service_account(restricted):
+    allowed = hvac.Client(url=restricted.url)
+    allowed.auth.kubernetes.login(role="team-a", jwt=fake_sa_jwt("team-a", "api"))
+    resp = allowed.secrets.pki.generate_certificate(
+        name="team-a", common_name="svc.team-a.example.com", mount_point="pki")
+    assert resp["data"]["serial_number"]
+    other = hvac.Client(url=restricted.url)
+    other.auth.kubernetes.login(role="team-a", jwt=fake_sa_jwt("team-b", "api"))
+    with pytest.raises(hvac.exceptions.Forbidden) as denied:
+        other.secrets.pki.generate_certificate(name="team-a", common_name="svc.team-a.example.com",
+                                               mount_point="pki")
+    assert "team-b/api" in str(denied.value)
+    # Revocation needs a subject of one of the mount's roles.
+    with pytest.raises(hvac.exceptions.Forbidden):
+        other.secrets.pki.revoke_certificate(serial_number=resp["data"]["serial_number"], mount_point="pki")
