@@ -170,7 +170,13 @@ async fn spawn_controllers(
         client,
         config,
         shutdown,
-        move |leading| metrics.set_leader(leading),
+        move |leading| {
+            metrics.set_leader(leading);
+            if !leading {
+                // The request cache of the lost term is stale: stop exporting it.
+                metrics.requests.set(None);
+            }
+        },
         move |stop| controllers::run(ctx.clone(), stop),
     )
     .await;
