@@ -8,19 +8,23 @@
 //!
 //! # Interface for `run` mode
 //!
+//! One call does everything (`RunArgs` flattens [`ApiArgs`]):
+//!
 //! ```text
-//! let listeners = api::bind(&args.api, Ipv4Addr::UNSPECIFIED.into()).await?;
-//! api::serve(listeners, api::Services {
-//!     registry,                                   // Arc<Registry>, filled by the controllers
-//!     authenticator: Arc::new(TokenReviewAuthenticator::new(client, args.api.token_cache_ttl())),
-//!     revocations: Revocations::new(Arc::new(ConfigMapStore::new(client, &ns)), args.api.revocation_settings()),
-//!     token_key,                                  // 32 bytes shared by replicas (see vault::tokens)
-//!     tls: Some(serving_cert),                    // Arc<ServingCert>, kept fresh by ServingCert::keep_fresh
-//! }, &args.api, shutdown).await?;
+//! let api = api::cluster::start(client.clone(), &namespace, registry.clone(), &args.api, shutdown.clone()).await?;
+//! // ctx.revocations = api.revocations.clone();   // CertificateRequest `revoked: true` -> CRL/OCSP
+//! // ... later: api.task.await
 //! ```
+//!
+//! It creates (once) the internal CA in Secret `tlsmint-api-ca`, publishes
+//! its certificate in ConfigMap `tlsmint-api-ca` (`ca.crt`) for clients,
+//! serves gRPC and HTTPS with a rotating serving certificate, verifies tokens
+//! with TokenReview and keeps revocations in ConfigMaps. The pieces
+//! ([`bind`], [`serve`], [`Services`]) remain available for other wiring.
 
 pub mod audit;
 pub mod auth;
+pub mod cluster;
 pub mod error;
 pub mod grpc;
 pub mod issue;
@@ -28,6 +32,8 @@ pub mod listen;
 pub mod ratelimit;
 pub mod recent;
 pub mod tls;
+#[cfg(test)]
+mod tls_tests;
 pub mod tokenreview;
 pub mod vault;
 
@@ -100,6 +106,16 @@ pub struct ApiArgs {
     #[arg(long, env = "TLSMINT_REVOKED_GRACE", default_value = "1h")]
     pub revoked_grace: tlsmint_api::Duration,
 
+    /// DNS names and IPs of the APIs' serving certificate (cluster mode)
+    /// [default: tlsmint-operator[.<ns>[.svc[.cluster.local]]], localhost, 127.0.0.1].
+    #[arg(long, env = "TLSMINT_SERVING_NAMES", value_delimiter = ',')]
+    pub serving_names: Option<Vec<String>>,
+
+    /// Lifetime of the serving certificate; each replica renews its own at
+    /// half of it, without a restart (cluster mode).
+    #[arg(long, env = "TLSMINT_SERVING_CERT_TTL", default_value = "24h")]
+    pub serving_cert_ttl: tlsmint_api::Duration,
+
     /// Certificates each replica remembers for `GET /v1/<mount>/cert/<serial>`
     /// (tlsmint stores no certificates).
     #[arg(long, env = "TLSMINT_RECENT_CERTS", default_value_t = 10_000)]
@@ -112,6 +128,7 @@ impl ApiArgs {
         revocation::Settings {
             batch_window: self.crl_batch_window.as_std(),
             refresh_interval: self.revocation_refresh.as_std().max(Duration::from_secs(1)),
+            grace: self.revoked_grace.as_std(),
         }
     }
 

@@ -14,6 +14,7 @@
 //! `keep_until`.
 
 pub mod kube;
+mod sink;
 pub mod store;
 
 use std::collections::{HashMap, HashSet};
@@ -35,6 +36,9 @@ pub struct Settings {
     pub batch_window: Duration,
     /// How often each mount's state is re-read from the store (other replicas' revocations).
     pub refresh_interval: Duration,
+    /// How long an entry stays on the CRL after its certificate expired
+    /// (used where only the notAfter is known).
+    pub grace: Duration,
 }
 
 impl Default for Settings {
@@ -42,6 +46,7 @@ impl Default for Settings {
         Settings {
             batch_window: Duration::from_secs(1),
             refresh_interval: Duration::from_secs(30),
+            grace: Duration::from_secs(3600),
         }
     }
 }
