@@ -66,6 +66,19 @@ pub struct DevArgs {
     #[arg(long, env = "TLSMINT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
 
+    /// Serve both APIs over TLS with a certificate for localhost/127.0.0.1
+    /// from an in-memory dev CA (written to --tls-ca-file for clients).
+    #[arg(long, env = "TLSMINT_DEV_TLS")]
+    pub tls: bool,
+
+    /// Where --tls writes the dev CA certificate (PEM) that clients must trust.
+    #[arg(
+        long,
+        env = "TLSMINT_DEV_TLS_CA_FILE",
+        default_value = "tlsmint-dev-ca.pem"
+    )]
+    pub tls_ca_file: PathBuf,
+
     /// API flags (addresses default to 127.0.0.1 in dev mode).
     #[command(flatten)]
     pub api: ApiArgs,
@@ -126,9 +139,17 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             args.api.revocation_settings(),
         ),
         token_key: key,
-        tls: None,
+        tls: if args.tls {
+            Some(dev_tls(&args.tls_ca_file)?)
+        } else {
+            None
+        },
     };
-    print_banner(&root_token, http, grpc, &summary, &role_lines);
+    let scheme = if args.tls { "https" } else { "http" };
+    print_banner(scheme, &root_token, http, grpc, &summary, &role_lines);
+    if args.tls {
+        println!("TLS CA file: {}", args.tls_ca_file.display());
+    }
     let shutdown = tlsmint_runtime::shutdown::on_signal();
     api::serve(listeners, services, &args.api, shutdown).await?;
     Ok(())
@@ -140,7 +161,26 @@ fn random_token() -> String {
     format!("tlsm-dev-{}", hex::encode(bytes))
 }
 
+/// A serving certificate for localhost from a fresh in-memory CA, whose
+/// certificate is written to `ca_file`.
+fn dev_tls(ca_file: &Path) -> anyhow::Result<Arc<api::tls::ServingCert>> {
+    let cfg = tlsmint_ca::CaConfig {
+        name: "tlsmint-dev-api".into(),
+        subject: tlsmint_ca::Subject::with_common_name("tlsmint dev API CA"),
+        key: tlsmint_ca::KeySpec::EcdsaP256,
+        ttl: std::time::Duration::from_secs(7 * 24 * 3600),
+    };
+    let ca = CertificateAuthority::generate_root(&cfg, OffsetDateTime::now_utc())?;
+    std::fs::write(ca_file, ca.certificate_pem())
+        .with_context(|| format!("writing the dev TLS CA to {}", ca_file.display()))?;
+    let serving = api::tls::ServingCert::new();
+    let names = ["localhost".to_owned(), "127.0.0.1".to_owned()];
+    serving.issue_from(&ca, &names, std::time::Duration::from_secs(24 * 3600))?;
+    Ok(serving)
+}
+
 fn print_banner(
+    scheme: &str,
     token: &str,
     http: Option<std::net::SocketAddr>,
     grpc: Option<std::net::SocketAddr>,
@@ -153,17 +193,17 @@ fn print_banner(
         "==> tlsmint dev server started! Everything is in memory; do not use it in production.\n\n",
     );
     text.push_str(&format!(
-        "    Vault API:  http://{http}   (export VAULT_ADDR='http://{http}')\n"
+        "    Vault API:  {scheme}://{http}   (export VAULT_ADDR='{scheme}://{http}')\n"
     ));
     text.push_str(&format!(
-        "    gRPC API:   http://{grpc}   (tlsmint.v1.Issuer, plaintext)\n\n"
+        "    gRPC API:   {scheme}://{grpc}   (tlsmint.v1.Issuer)\n\n"
     ));
     for line in mounts.iter().chain(roles) {
         text.push_str(&format!("    {line}\n"));
     }
     text.push_str(&format!("\nRoot Token: {token}\n\n"));
     text.push_str(&format!(
-        "Try: curl -s -H 'X-Vault-Token: {token}' -d '{{\"common_name\":\"api.example.com\",\"ttl\":\"24h\"}}' http://{http}/v1/pki_int/issue/web-server\n"
+        "Try: curl -s -H 'X-Vault-Token: {token}' -d '{{\"common_name\":\"api.example.com\",\"ttl\":\"24h\"}}' {scheme}://{http}/v1/pki_int/issue/web-server\n"
     ));
     print!("{text}");
 }
