@@ -116,6 +116,7 @@ async fn reconcile_inner(role: &IssuerRole, ctx: &Context) -> Result<Action> {
         .map(|_| ())
         .map_err(|e| e.to_string());
     let (ready, reason, message) = decide(role, compiled, &facts);
+    tracing::debug!(ready, reason, ?facts, "decided");
 
     let old = role.status.clone().unwrap_or_default();
     let mut status = old.clone();
