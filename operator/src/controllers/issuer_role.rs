@@ -142,7 +142,8 @@ async fn reconcile_inner(role: &IssuerRole, ctx: &Context) -> Result<Action> {
         ctx.publish(role.object_ref(&()), type_, reason, message, "Validate")
             .await;
     }
-    Ok(Action::requeue(Duration::from_secs(600)))
+    // Watches and catalog changes wake a waiting role; the requeue is only a safety net.
+    Ok(Action::requeue(Duration::from_secs(if ready { 600 } else { 15 })))
 }
 
 fn mount_ready(mount: &PkiMount) -> bool {

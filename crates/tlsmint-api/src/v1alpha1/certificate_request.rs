@@ -36,10 +36,11 @@ use crate::{Duration, Fraction};
     ),
     printcolumn(name = "Role", type_ = "string", json_path = ".spec.roleRef.name"),
     printcolumn(name = "Secret", type_ = "string", json_path = ".spec.secretName"),
-    printcolumn(name = "Expires", type_ = "date", json_path = ".status.notAfter"),
+    // `string`, not `date`: kubectl prints a future date column as "<invalid>".
+    printcolumn(name = "Expires", type_ = "string", json_path = ".status.notAfter"),
     printcolumn(
         name = "Renews",
-        type_ = "date",
+        type_ = "string",
         priority = 1,
         json_path = ".status.renewalTime"
     ),

@@ -35,7 +35,8 @@ use crate::Duration;
     ),
     printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
     printcolumn(name = "Path", type_ = "string", json_path = ".status.path"),
-    printcolumn(name = "Expires", type_ = "date", json_path = ".status.notAfter"),
+    // `string`, not `date`: kubectl prints a future date column as "<invalid>".
+    printcolumn(name = "Expires", type_ = "string", json_path = ".status.notAfter"),
     printcolumn(
         name = "Reason",
         type_ = "string",
