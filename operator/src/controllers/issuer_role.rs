@@ -143,7 +143,11 @@ async fn reconcile_inner(role: &IssuerRole, ctx: &Context) -> Result<Action> {
             .await;
     }
     // Watches and catalog changes wake a waiting role; the requeue is only a safety net.
-    Ok(Action::requeue(Duration::from_secs(if ready { 600 } else { 15 })))
+    Ok(Action::requeue(Duration::from_secs(if ready {
+        600
+    } else {
+        15
+    })))
 }
 
 fn mount_ready(mount: &PkiMount) -> bool {
