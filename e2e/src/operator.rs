@@ -136,6 +136,9 @@ impl OperatorEnv {
         >(None, &role_name));
         cluster_scoped
             .push(DeleteOnDrop::new::<k8s_openapi::api::rbac::v1::ClusterRole>(None, &role_name));
+        cluster_scoped.push(DeleteOnDrop::new::<
+            k8s_openapi::api::flowcontrol::v1::FlowSchema,
+        >(None, &format!("{role_name}-leader-election")));
         kubectl(["apply", "-f", &rbac_file.to_string_lossy()]).await?;
         let token = kubectl([
             "create",
@@ -273,6 +276,8 @@ async fn render_rbac(id: &str, namespace: &str) -> Result<String> {
             "templates/serviceaccount.yaml",
             "--show-only",
             "templates/operator-rbac.yaml",
+            "--show-only",
+            "templates/operator-flowschema.yaml",
         ])
         .output()
         .await

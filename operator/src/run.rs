@@ -64,6 +64,11 @@ pub struct RunArgs {
     /// (e.g. `team=a`), to run several operators side by side on one cluster.
     #[arg(long, env = "TLSMINT_LABEL_SELECTOR")]
     label_selector: Option<String>,
+
+    /// Most reconciles of one kind at once (each object is still reconciled by one at a
+    /// time). Bounds memory, connections and the load a burst puts on the API server.
+    #[arg(long, env = "TLSMINT_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
 }
 
 /// Runs the operator until SIGTERM/SIGINT.
@@ -77,6 +82,7 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
         renew_deadline,
         retry_period,
         label_selector,
+        concurrency,
     } = *args;
     telemetry::init(&common.log_filter, common.log_format)?;
     // kube and the issuance API both use rustls with aws-lc; one provider for the process.
@@ -136,10 +142,16 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
         caches,
         revocations: Arc::new(StatusOnly),
         label_selector,
+        concurrency,
     });
     tracing::info!(namespace = %namespace, identity = %identity, "tlsmint operator starting");
+    // The Lease gets its own client (its own connections), so renewals never queue behind
+    // the controllers' requests.
+    let lease_client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API for leader election")?;
     spawn_controllers(
-        client,
+        lease_client,
         LeaderConfig {
             namespace,
             lease_name,

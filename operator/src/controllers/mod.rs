@@ -54,6 +54,8 @@ pub struct Context {
     pub revocations: Arc<dyn RevocationSink>,
     /// Only objects matching this label selector are reconciled.
     pub label_selector: Option<String>,
+    /// Most reconciles of one kind running at once.
+    pub concurrency: u16,
 }
 
 impl std::fmt::Debug for Context {
@@ -102,6 +104,12 @@ impl Context {
         }
     }
 
+    /// Runtime settings of every controller: bounded concurrency keeps memory, open
+    /// connections and API-server latency (so Lease renewals) in check during a burst.
+    fn controller_config(&self) -> controller::Config {
+        controller::Config::default().concurrency(self.concurrency)
+    }
+
     fn watch_config(&self) -> watcher::Config {
         let config = watcher::Config::default().any_semantic();
         match &self.label_selector {
@@ -139,6 +147,7 @@ async fn mount_controller(ctx: &Arc<Context>, stop: CancellationToken) {
     let by_secret = store.clone();
     let by_parent = store.clone();
     controller
+        .with_config(ctx.controller_config())
         // Key, import and signed-certificate Secrets of the operator's namespace.
         .watches(
             Api::<Secret>::namespaced(client.clone(), &ctx.namespace),
@@ -221,6 +230,7 @@ async fn request_controller(ctx: &Arc<Context>, stop: CancellationToken) {
     let by_mount = store;
     let roles = ctx.caches.roles.clone();
     controller
+        .with_config(ctx.controller_config())
         // Our Secrets only (labelled); a deleted or edited one is rewritten.
         .owns(
             Api::<Secret>::all(client.clone()),
