@@ -25,6 +25,8 @@
 pub mod audit;
 pub mod auth;
 pub mod cluster;
+#[cfg(test)]
+mod cluster_tests;
 pub mod error;
 pub mod grpc;
 pub mod issue;
