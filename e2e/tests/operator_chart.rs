@@ -1,0 +1,194 @@
+//! The Helm chart on the real local cluster: `helm install` with `values-local.yaml` runs
+//! two operator replicas from the tlsmint image on the kubelet (host network, API server on
+//! the node's loopback); both turn Ready, one holds the Lease, a request gets its
+//! certificate, and deleting the leader's pod hands the Lease to the other replica.
+//! Needs TLSMINT_IMAGE (printed by `scripts/build-image --containerd ...`).
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use tlsmint_api::v1alpha1::{CertificateRequest, IssuerRole, PkiMount};
+use tlsmint_e2e::operator::{OperatorEnv, SELECTOR_LABEL, name, ready_of, workspace_root};
+use tlsmint_e2e::{DeleteOnDrop, env, tool_path, wait_for};
+
+/// Runs `helm uninstall` when dropped.
+struct Release {
+    name: String,
+    namespace: String,
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let Ok(helm) = tool_path("helm") else { return };
+        let _ = std::process::Command::new(helm)
+            .args([
+                "uninstall",
+                &self.name,
+                "-n",
+                &self.namespace,
+                "--wait",
+                "--timeout",
+                "60s",
+            ])
+            .status();
+    }
+}
+
+async fn helm(args: &[&str]) -> String {
+    let out = tokio::process::Command::new(tool_path("helm").unwrap())
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "helm {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn pod_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+#[tokio::test]
+async fn helm_install_runs_two_replicas_that_elect_a_leader_and_issue() {
+    let image =
+        env("TLSMINT_IMAGE").expect("TLSMINT_IMAGE (run scripts/build-image --containerd ...)");
+    let (repository, tag) = image.rsplit_once(':').expect("name:tag");
+    // The env gives a namespace, the CRDs and the selector label; the chart brings its own
+    // RBAC and ServiceAccount for the pods.
+    let env = OperatorEnv::new("op-chart").await.unwrap();
+    // Another release name than the env's own RBAC objects, so nothing collides.
+    let release = format!("{}-c", env.id);
+    let ns = env.namespace.name().to_owned();
+    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let chart = workspace_root().join("charts/tlsmint");
+    let _release = Release {
+        name: release.clone(),
+        namespace: ns.clone(),
+    };
+    helm(&[
+        "install",
+        &release,
+        &chart.to_string_lossy(),
+        "-n",
+        &ns,
+        "-f",
+        &chart.join("values-local.yaml").to_string_lossy(),
+        "--set",
+        &format!("image.repository={repository}"),
+        "--set",
+        &format!("image.tag={tag}"),
+        "--set",
+        &format!("operator.adminPort={admin_port}"),
+        "--set",
+        &format!("operator.labelSelector={SELECTOR_LABEL}={}", env.id),
+        "--set",
+        "operator.logLevel=info\\,tlsmint_operator=debug",
+    ])
+    .await;
+
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &ns);
+    let selector =
+        format!("app.kubernetes.io/instance={release},app.kubernetes.io/component=operator");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let ready_pods = loop {
+        let list = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .unwrap()
+            .items;
+        if list.len() == 2 && list.iter().all(pod_ready) {
+            break list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "2 Ready operator pods: {:?}",
+            list.iter().map(|p| &p.status).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let names: Vec<String> = ready_pods
+        .iter()
+        .map(|p| p.metadata.name.clone().unwrap())
+        .collect();
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &ns);
+    let holder = wait_for(
+        &leases,
+        "tlsmint-operator",
+        Duration::from_secs(60),
+        "a leader",
+        |l| {
+            l.spec
+                .as_ref()
+                .and_then(|s| s.holder_identity.as_ref())
+                .is_some_and(|h| names.contains(h))
+        },
+    )
+    .await
+    .unwrap()
+    .spec
+    .unwrap()
+    .holder_identity
+    .unwrap();
+
+    // The replicas in pods issue a certificate.
+    let pp = PostParams::default();
+    let root = name("root");
+    let role = name("web");
+    let _g = [
+        DeleteOnDrop::new::<IssuerRole>(None, &role),
+        DeleteOnDrop::new::<PkiMount>(None, &root),
+    ];
+    Api::<PkiMount>::all(env.client.clone())
+        .create(&pp, &env.root_mount(&root, "E2E Chart Root"))
+        .await
+        .unwrap();
+    Api::<IssuerRole>::all(env.client.clone())
+        .create(&pp, &env.role(&role, &root, "example.com", &[&ns]))
+        .await
+        .unwrap();
+    let requests: Api<CertificateRequest> = Api::namespaced(env.client.clone(), &ns);
+    requests
+        .create(
+            &pp,
+            &env.request(&ns, "web", &role, "web-tls", &["web.example.com"]),
+        )
+        .await
+        .unwrap();
+    wait_for(&requests, "web", Duration::from_secs(90), "Ready", |cr| {
+        cr.status
+            .as_ref()
+            .and_then(|s| ready_of(&s.conditions))
+            .is_some_and(|(s, _, _)| s == "True")
+    })
+    .await
+    .unwrap();
+
+    // The leader's pod goes away: it releases the Lease and the other replica takes over.
+    pods.delete(&holder, &DeleteParams::default())
+        .await
+        .unwrap();
+    let other = names.iter().find(|n| **n != holder).unwrap().clone();
+    wait_for(
+        &leases,
+        "tlsmint-operator",
+        Duration::from_secs(60),
+        "the other replica leads",
+        |l| l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(other.as_str()),
+    )
+    .await
+    .unwrap();
+}
