@@ -52,6 +52,9 @@ pub mod reason {
     pub const SPEC_CHANGED: &str = "SpecChanged";
     /// The target Secret is missing or does not hold the current certificate (Issuing).
     pub const SECRET_MISMATCH: &str = "SecretMismatch";
+    /// The target Secret exists and is not owned by the CertificateRequest: it is left
+    /// untouched.
+    pub const SECRET_NOT_OWNED: &str = "SecretNotOwned";
     /// An issuance attempt failed; the controller retries with backoff.
     pub const FAILED: &str = "Failed";
     /// Everything checked out (a role whose mount is Ready, a mount whose CA is valid).
@@ -333,6 +336,7 @@ mod tests {
             reason::RENEWING,
             reason::SPEC_CHANGED,
             reason::SECRET_MISMATCH,
+            reason::SECRET_NOT_OWNED,
             reason::FAILED,
             reason::READY,
         ] {

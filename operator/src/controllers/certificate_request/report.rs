@@ -20,9 +20,7 @@ use super::super::times;
 use super::decide::{Current, Facts, IssueReason, renewal_of};
 use super::issue::Attempt;
 
-/// `Ready=False` reason when the target Secret exists and belongs to something else.
-/// (Not yet in `tlsmint_api::conditions::reason`; kept here until it moves there.)
-pub const SECRET_NOT_OWNED: &str = "SecretNotOwned";
+use tlsmint_api::conditions::reason::SECRET_NOT_OWNED;
 
 /// A condition to set: status, reason, message.
 type Cond = (bool, &'static str, String);
