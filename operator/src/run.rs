@@ -16,6 +16,7 @@ use tlsmint_runtime::health::Readiness;
 use tlsmint_runtime::{CancellationToken, shutdown, telemetry};
 
 use crate::controllers::catalog::Catalog;
+use crate::controllers::cpu::CpuPool;
 use crate::controllers::loader::{self, LoaderConfig};
 use crate::controllers::metrics::Metrics;
 use crate::controllers::registry_sink::RegistrySink;
@@ -143,6 +144,7 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
         revocations: Arc::new(StatusOnly),
         label_selector,
         concurrency,
+        cpu: CpuPool::per_core(),
     });
     tracing::info!(namespace = %namespace, identity = %identity, "tlsmint operator starting");
     // The Lease gets its own client (its own connections), so renewals never queue behind

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod backoff;
 pub mod catalog;
 pub mod certificate_request;
+pub mod cpu;
 pub mod error;
 pub mod issuer_role;
 pub mod loader;
@@ -56,6 +57,8 @@ pub struct Context {
     pub label_selector: Option<String>,
     /// Most reconciles of one kind running at once.
     pub concurrency: u16,
+    /// Where key generation and signing run.
+    pub cpu: cpu::CpuPool,
 }
 
 impl std::fmt::Debug for Context {

@@ -21,7 +21,7 @@ use super::super::apply::{
     SERIAL_ANNOTATION, text,
 };
 use super::super::catalog::{LoadedMount, LoadedRole};
-use super::super::error::{Error, Result};
+use super::super::error::Result;
 
 /// Annotation on a certificate Secret: warnings from its issuance (e.g. TTL clamped).
 pub const WARNINGS_ANNOTATION: &str = "pki.tlsmint.io/issue-warnings";
@@ -48,6 +48,7 @@ pub struct Request<'a> {
     pub secrets: &'a Api<Secret>,
     pub existing: Option<&'a Secret>,
     pub digest: &'a str,
+    pub cpu: &'a super::super::cpu::CpuPool,
 }
 
 /// Issues (or signs the CSR) and writes the Secret.
@@ -74,10 +75,11 @@ pub async fn attempt(req: Request<'_>) -> Result<Attempt> {
                 names,
                 ttl,
             };
-            run_blocking("signing", move || {
-                ca.sign(&role, &identity, &sign, OffsetDateTime::now_utc())
-            })
-            .await?
+            req.cpu
+                .run("signing", move || {
+                    ca.sign(&role, &identity, &sign, OffsetDateTime::now_utc())
+                })
+                .await?
         }
         None => {
             // Check names before spending a key generation on a request that is refused.
@@ -105,14 +107,15 @@ pub async fn attempt(req: Request<'_>) -> Result<Attempt> {
                 .and_then(|pem| PrivateKey::from_pem(pem).ok())
                 .filter(|key| key.spec() == key_spec);
             let issue = IssueRequest { names, ttl };
-            run_blocking("issuance", move || {
-                let key = match kept {
-                    Some(key) => key,
-                    None => PrivateKey::generate(key_spec)?,
-                };
-                ca.issue_with_key(&role, &identity, &issue, key, OffsetDateTime::now_utc())
-            })
-            .await?
+            req.cpu
+                .run("issuance", move || {
+                    let key = match kept {
+                        Some(key) => key,
+                        None => PrivateKey::generate(key_spec)?,
+                    };
+                    ca.issue_with_key(&role, &identity, &issue, key, OffsetDateTime::now_utc())
+                })
+                .await?
         }
     };
     let issued = match signed {
@@ -130,15 +133,6 @@ pub async fn attempt(req: Request<'_>) -> Result<Attempt> {
         )));
     }
     Ok(Attempt::Issued(Box::new(issued)))
-}
-
-async fn run_blocking<T: Send + 'static>(
-    what: &'static str,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|source| Error::Blocking { what, source })
 }
 
 /// Sorts an engine error into "retrying will not help" and "may work next time".

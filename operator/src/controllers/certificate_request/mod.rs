@@ -227,6 +227,7 @@ async fn act(
                 secrets,
                 existing: secret,
                 digest: &facts.digest,
+                cpu: &ctx.cpu,
             })
             .await?;
             Outcome::from_attempt(attempt, why, &role_name, cr, ctx, facts)

@@ -45,7 +45,7 @@ pub async fn act(decision: Decision, inputs: Inputs<'_>) -> Result<Outcome> {
     match decision {
         Decision::NotReady { .. } => Ok(decision.into()),
         Decision::CreateRoot => {
-            let generated = blocking("root CA generation", move || {
+            let generated = blocking(&inputs, "root CA generation", move || {
                 CertificateAuthority::generate_root(&cfg, time::OffsetDateTime::now_utc())
             })
             .await?;
@@ -65,7 +65,7 @@ pub async fn act(decision: Decision, inputs: Inputs<'_>) -> Result<Outcome> {
                     format!("waiting for parent PkiMount {parent_name} to be Ready"),
                 ));
             };
-            let generated = blocking("intermediate CA generation", move || {
+            let generated = blocking(&inputs, "intermediate CA generation", move || {
                 CertificateAuthority::generate_intermediate(
                     &cfg,
                     &parent.ca,
@@ -82,12 +82,11 @@ pub async fn act(decision: Decision, inputs: Inputs<'_>) -> Result<Outcome> {
 }
 
 async fn blocking<T: Send + 'static>(
+    inputs: &Inputs<'_>,
     what: &'static str,
     work: impl FnOnce() -> tlsmint_ca::Result<T> + Send + 'static,
 ) -> Result<tlsmint_ca::Result<T>> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|source| Error::Blocking { what, source })
+    inputs.ctx.cpu.run(what, work).await
 }
 
 fn key_secret(inputs: &Inputs<'_>, certs: String, key: &PrivateKey) -> Result<Secret, String> {
@@ -171,7 +170,7 @@ async fn create_ca(
 
 async fn create_external_key(inputs: Inputs<'_>, cfg: CaConfig) -> Result<Outcome> {
     let key_spec = cfg.key;
-    let key = match blocking("intermediate key generation", move || {
+    let key = match blocking(&inputs, "intermediate key generation", move || {
         PrivateKey::generate(key_spec)
     })
     .await?
