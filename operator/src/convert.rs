@@ -6,8 +6,6 @@
 //! take. Must not: do I/O, generate keys, or decide who may use a role (that
 //! is `IssuerRoleSpec::allows_subject`, applied by the API).
 
-#![allow(dead_code)]
-
 use std::time::Duration;
 
 use tlsmint_api::v1alpha1::{

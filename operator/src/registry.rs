@@ -25,9 +25,6 @@
 //! `Arc` under a short lock. [`Registry::changes`] lets background tasks (the
 //! CRL builder) wake up when mounts change.
 
-// The writers (put/remove) are the controllers' half of the interface (issue 4).
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;

@@ -87,6 +87,24 @@ async fn issue_returns_a_key_and_warns_when_ttl_is_clamped() {
 }
 
 #[tokio::test]
+async fn a_key_encoding_that_cannot_hold_the_key_is_refused_before_issuing() {
+    let server = common::start(&[]);
+    let c = client(&server, WEB).await;
+    let (code, msg) = code(
+        c.issue(IssueRequest {
+            role: "web".into(),
+            names: names("api.example.com"),
+            ttl_seconds: 0,
+            key_encoding: "PKCS1".into(),
+        })
+        .await
+        .unwrap_err(),
+    );
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(msg.contains("PKCS1"), "{msg}");
+}
+
+#[tokio::test]
 async fn missing_bad_and_unknown_tokens_are_unauthenticated() {
     let server = common::start(&[]);
     for token in ["not-a-token", "system:serviceaccount:broken"] {

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tlsmint_ca::{KeyEncoding, NameRequest};
+use tlsmint_ca::{KeyAlgorithm, KeyEncoding, NameRequest};
 use tlsmint_client::proto::issuer_server::{Issuer, IssuerServer};
 use tlsmint_client::proto::{
     GetCaBundleRequest, GetCaBundleResponse, IssueRequest, IssueResponse, IssuedCertificate, Names,
@@ -20,6 +20,7 @@ use super::audit::{self, Channel};
 use super::auth::Caller;
 use super::error::ApiError;
 use super::issue::{self, Call, Kind, Outcome};
+use crate::registry::RoleStatus;
 
 /// Largest gRPC message accepted (a CSR is a few KiB).
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
@@ -86,6 +87,14 @@ fn encoding(text: &str) -> Result<KeyEncoding, Status> {
     }
 }
 
+fn fits(encoding: KeyEncoding, algorithm: KeyAlgorithm) -> bool {
+    match encoding {
+        KeyEncoding::Pkcs8 => true,
+        KeyEncoding::Pkcs1 => algorithm == KeyAlgorithm::Rsa,
+        KeyEncoding::Sec1 => algorithm == KeyAlgorithm::Ecdsa,
+    }
+}
+
 fn certificate(outcome: &Outcome) -> IssuedCertificate {
     let issued = &outcome.issued;
     IssuedCertificate {
@@ -120,6 +129,18 @@ impl Issuer for IssuerService {
             kind: Kind::Issue,
         };
         let key_encoding = encoding(&body.key_encoding)?;
+        // Refuse before issuing: a certificate whose key cannot be returned is useless.
+        if let Some(entry) = self.state.registry.role(&call.role)
+            && let RoleStatus::Ready(role) = &entry.status
+            && !fits(key_encoding, role.profile.key.algorithm())
+        {
+            return Err(Status::invalid_argument(format!(
+                "key_encoding {} cannot hold the {} key of role \"{}\" (PKCS1 is RSA only, SEC1 ECDSA only)",
+                key_encoding.name(),
+                role.profile.key,
+                call.role
+            )));
+        }
         let outcome = issue::run(&self.state, Channel::Grpc, &caller, call).await?;
         let (key, key_type) = match &outcome.private_key {
             Some(key) => (

@@ -292,13 +292,16 @@ impl Revocations {
     }
 
     /// Background work until `shutdown`: batched rebuilds after revocations,
-    /// rebuilds before expiry or after a CA change, and periodic refreshes
-    /// from the store.
+    /// rebuilds before expiry or after a CA change (woken by the registry),
+    /// and periodic refreshes from the store.
     pub async fn run(self: Arc<Self>, registry: Arc<Registry>, shutdown: CancellationToken) {
         let mut last_refresh = Instant::now();
+        let mut mounts_changed = registry.changes();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
+                // A new or replaced mount gets its CRL right away.
+                Ok(()) = mounts_changed.changed() => {}
                 () = self.wake.notified() => {
                     tokio::select! {
                         () = shutdown.cancelled() => return,
