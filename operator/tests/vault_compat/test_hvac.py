@@ -29,7 +29,8 @@ def check_leaf(data, name, ttl_seconds):
     assert name in sans.get_values_for_type(x509.DNSName)
     lifetime = leaf.not_valid_after_utc - datetime.datetime.now(datetime.timezone.utc)
     assert abs(lifetime.total_seconds() - ttl_seconds) < 120
-    assert int(data["expiration"]) == int(leaf.not_valid_after_utc.timestamp())
+    assert data["expiration"] == int(leaf.not_valid_after_utc.timestamp())
+    assert data["not_before"] == int(leaf.not_valid_before_utc.timestamp())
     serial = ":".join(f"{b:02x}" for b in leaf.serial_number.to_bytes(16, "big"))
     assert data["serial_number"] == serial
     assert len(data["ca_chain"]) == 2

@@ -176,6 +176,7 @@ fn issue_data(
         "ca_chain": chain,
         "serial_number": issued.serial.to_colon_hex(),
         "expiration": issued.not_after.unix_timestamp(),
+        "not_before": issued.not_before.unix_timestamp(),
     });
     if let Some(key) = &outcome.private_key {
         let key_text = private_key(key, format, key_format)?;
