@@ -12,67 +12,9 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use tlsmint_api::v1alpha1::{CertificateRequest, IssuerRole, PkiMount};
-use tlsmint_e2e::operator::{OperatorEnv, name, openssl, ready_of, secret_text};
-use tlsmint_e2e::{DeleteOnDrop, TestNamespace, wait_for};
-
-const LONG: Duration = Duration::from_secs(90);
-
-fn is_ready<T>(
-    conditions: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
-) -> bool {
-    let _ = std::marker::PhantomData::<T>;
-    conditions
-        .and_then(|c| ready_of(c))
-        .is_some_and(|(s, _, _)| s == "True")
-}
-
-/// Creates root + intermediate (parentRef) + role on the intermediate for `namespaces`;
-/// returns their names and the deleters.
-async fn hierarchy(
-    env: &OperatorEnv,
-    namespaces: &[&str],
-) -> (String, String, String, Vec<DeleteOnDrop>) {
-    let mounts: Api<PkiMount> = Api::all(env.client.clone());
-    let roles: Api<IssuerRole> = Api::all(env.client.clone());
-    let root = name("root");
-    let int = name("int");
-    let role = name("web");
-    let guards = vec![
-        DeleteOnDrop::new::<IssuerRole>(None, &role),
-        DeleteOnDrop::new::<PkiMount>(None, &int),
-        DeleteOnDrop::new::<PkiMount>(None, &root),
-    ];
-    let pp = PostParams::default();
-    mounts
-        .create(&pp, &env.root_mount(&root, "E2E Root CA"))
-        .await
-        .unwrap();
-    mounts
-        .create(
-            &pp,
-            &env.intermediate_mount(&int, "E2E Intermediate CA", Some(&root)),
-        )
-        .await
-        .unwrap();
-    roles
-        .create(&pp, &env.role(&role, &int, "example.com", namespaces))
-        .await
-        .unwrap();
-    for m in [&root, &int] {
-        wait_for(&mounts, m, LONG, &format!("PkiMount {m} Ready"), |m| {
-            is_ready::<PkiMount>(m.status.as_ref().map(|s| &s.conditions))
-        })
-        .await
-        .unwrap();
-    }
-    wait_for(&roles, &role, LONG, "IssuerRole Ready", |r| {
-        is_ready::<IssuerRole>(r.status.as_ref().map(|s| &s.conditions))
-    })
-    .await
-    .unwrap();
-    (root, int, role, guards)
-}
+use tlsmint_api::v1alpha1::{CertificateRequest, PkiMount};
+use tlsmint_e2e::operator::{LONG, OperatorEnv, is_ready, openssl, ready_of, secret_text};
+use tlsmint_e2e::{TestNamespace, wait_for};
 
 #[tokio::test]
 async fn root_intermediate_role_and_request_give_a_secret_that_verifies_to_the_root() {
@@ -81,7 +23,8 @@ async fn root_intermediate_role_and_request_give_a_secret_that_verifies_to_the_r
     let apps = TestNamespace::create(&env.client, "op-issue-apps")
         .await
         .unwrap();
-    let (root, int, role, _guards) = hierarchy(&env, &[apps.name()]).await;
+    let h = env.hierarchy(&[apps.name()]).await.unwrap();
+    let (root, int, role) = (h.root.clone(), h.int.clone(), h.role.clone());
 
     let requests: Api<CertificateRequest> = Api::namespaced(env.client.clone(), apps.name());
     let cr = env.request(
@@ -93,7 +36,7 @@ async fn root_intermediate_role_and_request_give_a_secret_that_verifies_to_the_r
     );
     requests.create(&PostParams::default(), &cr).await.unwrap();
     let cr = wait_for(&requests, "web", LONG, "CertificateRequest Ready", |cr| {
-        is_ready::<CertificateRequest>(cr.status.as_ref().map(|s| &s.conditions))
+        is_ready(cr.status.as_ref().map(|s| &s.conditions))
     })
     .await
     .unwrap();
@@ -211,7 +154,8 @@ async fn renews_at_half_lifetime_with_a_new_key_and_one_secret_update() {
     let apps = TestNamespace::create(&env.client, "op-renew-apps")
         .await
         .unwrap();
-    let (_root, _int, role, _guards) = hierarchy(&env, &[apps.name()]).await;
+    let h = env.hierarchy(&[apps.name()]).await.unwrap();
+    let (_root, _int, role) = (h.root.clone(), h.int.clone(), h.role.clone());
 
     let requests: Api<CertificateRequest> = Api::namespaced(env.client.clone(), apps.name());
     let mut cr = env.request(
@@ -237,7 +181,7 @@ async fn renews_at_half_lifetime_with_a_new_key_and_one_secret_update() {
         .await
         .unwrap();
     let first = wait_for(&requests, "short", LONG, "Ready", |cr| {
-        is_ready::<CertificateRequest>(cr.status.as_ref().map(|s| &s.conditions))
+        is_ready(cr.status.as_ref().map(|s| &s.conditions))
     })
     .await
     .unwrap();
@@ -366,7 +310,8 @@ async fn denies_namespaces_and_names_outside_the_role_and_clamps_ttl() {
     let other = TestNamespace::create(&env.client, "op-deny-no")
         .await
         .unwrap();
-    let (_root, _int, role, _guards) = hierarchy(&env, &[allowed.name()]).await;
+    let h = env.hierarchy(&[allowed.name()]).await.unwrap();
+    let (_root, _int, role) = (h.root.clone(), h.int.clone(), h.role.clone());
     let pp = PostParams::default();
 
     // Namespace not among the subjects.
@@ -475,7 +420,7 @@ async fn denies_namespaces_and_names_outside_the_role_and_clamps_ttl() {
     long.spec.ttl = Some("100h".parse().unwrap());
     ok.create(&pp, &long).await.unwrap();
     let long = wait_for(&ok, "long", LONG, "Ready", |cr| {
-        is_ready::<CertificateRequest>(cr.status.as_ref().map(|s| &s.conditions))
+        is_ready(cr.status.as_ref().map(|s| &s.conditions))
     })
     .await
     .unwrap();
@@ -489,143 +434,4 @@ async fn denies_namespaces_and_names_outside_the_role_and_clamps_ttl() {
         24 * 3600 + 30,
         "clamped to maxTTL (plus the 30 s back-dating)"
     );
-}
-
-#[tokio::test]
-async fn signs_csrs_revokes_refuses_foreign_secrets_and_exports_metrics() {
-    let env = OperatorEnv::new("op-csr").await.unwrap();
-    let operator = env.start_operator("replica-a").await.unwrap();
-    let apps = TestNamespace::create(&env.client, "op-csr-apps")
-        .await
-        .unwrap();
-    let (_root, int, role, _guards) = hierarchy(&env, &[apps.name()]).await;
-    let pp = PostParams::default();
-    let requests: Api<CertificateRequest> = Api::namespaced(env.client.clone(), apps.name());
-    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), apps.name());
-
-    // spec.csr: the operator signs it; the Secret holds no key.
-    let dir = env.dir.join("csr");
-    std::fs::create_dir_all(&dir).unwrap();
-    openssl(
-        &dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "own.key",
-            "-out",
-            "own.csr",
-            "-subj",
-            "/CN=own.example.com",
-        ],
-    )
-    .await
-    .unwrap();
-    let mut signed = env.request(apps.name(), "own", &role, "own-tls", &[]);
-    signed.spec.csr = Some(std::fs::read_to_string(dir.join("own.csr")).unwrap());
-    requests.create(&pp, &signed).await.unwrap();
-    wait_for(&requests, "own", LONG, "signed", |cr| {
-        is_ready::<CertificateRequest>(cr.status.as_ref().map(|s| &s.conditions))
-    })
-    .await
-    .unwrap();
-    let secret = secrets.get("own-tls").await.unwrap();
-    assert_eq!(
-        secret_text(&secret, "tls.key"),
-        "",
-        "the key stays with the requester"
-    );
-    std::fs::write(dir.join("own.pem"), secret_text(&secret, "tls.crt")).unwrap();
-    let cert_pub = openssl(&dir, &["x509", "-in", "own.pem", "-noout", "-pubkey"])
-        .await
-        .unwrap();
-    let key_pub = openssl(&dir, &["pkey", "-in", "own.key", "-pubout"])
-        .await
-        .unwrap();
-    assert_eq!(cert_pub, key_pub, "the certificate is for the CSR's key");
-
-    // A Secret of that name that the request does not own is never overwritten.
-    let foreign = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some("taken".into()),
-            ..Default::default()
-        },
-        string_data: Some([("note".to_owned(), "not yours".to_owned())].into()),
-        ..Default::default()
-    };
-    secrets.create(&pp, &foreign).await.unwrap();
-    requests
-        .create(
-            &pp,
-            &env.request(apps.name(), "grabby", &role, "taken", &["grab.example.com"]),
-        )
-        .await
-        .unwrap();
-    let refused = wait_for(&requests, "grabby", LONG, "SecretNotOwned", |cr| {
-        cr.status
-            .as_ref()
-            .and_then(|s| ready_of(&s.conditions))
-            .is_some_and(|(_, r, _)| r == "SecretNotOwned")
-    })
-    .await
-    .unwrap();
-    assert!(refused.status.unwrap().serial_number.is_none());
-    let untouched = secrets.get("taken").await.unwrap();
-    assert_eq!(secret_text(&untouched, "note"), "not yours");
-    assert!(untouched.metadata.owner_references.is_none());
-
-    // revoked: true records the serial and stops renewal.
-    let revoked = wait_for(&requests, "own", LONG, "Ready", |_| true)
-        .await
-        .unwrap();
-    let serial = revoked
-        .status
-        .as_ref()
-        .unwrap()
-        .serial_number
-        .clone()
-        .unwrap();
-    let patch = serde_json::json!({"spec": {"revoked": true}});
-    requests
-        .patch(
-            "own",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&patch),
-        )
-        .await
-        .unwrap();
-    let revoked = wait_for(&requests, "own", LONG, "Revoked", |cr| {
-        cr.status
-            .as_ref()
-            .is_some_and(|s| s.revocation_time.is_some())
-    })
-    .await
-    .unwrap()
-    .status
-    .unwrap();
-    let (status, reason, message) = ready_of(&revoked.conditions).unwrap();
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "Revoked"));
-    assert!(message.contains(&serial), "{message}");
-    assert_eq!(revoked.serial_number.as_deref(), Some(serial.as_str()));
-
-    // Metrics: expiry per request, the CA's notAfter per mount, issued per role.
-    let (_, metrics) = operator.get("/metrics").await.unwrap();
-    assert!(
-        metrics.contains(&format!(
-            "tlsmint_operator_certificate_expiry_seconds{{namespace=\"{}\",name=\"own\"",
-            apps.name()
-        )),
-        "{metrics}"
-    );
-    assert!(metrics.contains(&format!(
-        "tlsmint_operator_ca_not_after_timestamp_seconds{{mount=\"{int}\"}}"
-    )));
-    assert!(metrics.contains(&format!(
-        "tlsmint_operator_certificates_issued_total{{role=\"{role}\"}} 1"
-    )));
 }
