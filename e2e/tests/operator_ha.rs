@@ -226,3 +226,79 @@ async fn leadership_changes_hands_and_no_request_is_lost_across_restarts() {
         .items;
     assert_eq!(ca_secrets.len(), 1);
 }
+
+#[tokio::test]
+async fn a_leader_that_loses_its_lease_stops_reconciling_at_once() {
+    let env = OperatorEnv::new("op-lose").await.unwrap();
+    let operator = env.start_operator("replica-a").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !operator.is_leader().await {
+        assert!(Instant::now() < deadline, "no leader");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let pp = PostParams::default();
+    let apps = TestNamespace::create(&env.client, "op-lose-apps")
+        .await
+        .unwrap();
+    let root = name("root");
+    let role = name("web");
+    let _g = [
+        DeleteOnDrop::new::<IssuerRole>(None, &role),
+        DeleteOnDrop::new::<PkiMount>(None, &root),
+    ];
+    Api::<PkiMount>::all(env.client.clone())
+        .create(&pp, &env.root_mount(&root, "E2E Lose Root"))
+        .await
+        .unwrap();
+    Api::<IssuerRole>::all(env.client.clone())
+        .create(&pp, &env.role(&role, &root, "example.com", &[apps.name()]))
+        .await
+        .unwrap();
+    let mounts: Api<PkiMount> = Api::all(env.client.clone());
+    wait_for(&mounts, &root, LONG, "Ready", |m| {
+        ready(m.status.as_ref().map(|s| &s.conditions))
+    })
+    .await
+    .unwrap();
+
+    // Someone else takes the Lease (as a partitioned leader would find on its next renewal).
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), env.namespace.name());
+    let mut lease = leases.get(&env.id).await.unwrap();
+    let spec = lease.spec.as_mut().unwrap();
+    spec.holder_identity = Some("intruder".into());
+    spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    leases.replace(&env.id, &pp, &lease).await.unwrap();
+    let lost_at = Instant::now();
+    while operator.is_leader().await {
+        assert!(lost_at.elapsed() < Duration::from_secs(5), "still leading");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "stopped leading {:?} after the lease was taken",
+        lost_at.elapsed()
+    );
+
+    // Nothing is reconciled while another holder's lease is valid...
+    let requests: Api<CertificateRequest> = Api::namespaced(env.client.clone(), apps.name());
+    requests
+        .create(
+            &pp,
+            &env.request(apps.name(), "waits", &role, "waits-tls", &["w.example.com"]),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        requests.get("waits").await.unwrap().status.is_none(),
+        "reconciled without the lease"
+    );
+    // ...and once that holder stops renewing, the replica takes the lease back and catches up.
+    wait_for(&requests, "waits", LONG, "Ready", |cr| {
+        ready(cr.status.as_ref().map(|s| &s.conditions))
+    })
+    .await
+    .unwrap();
+    assert!(operator.is_leader().await);
+}
