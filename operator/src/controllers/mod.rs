@@ -198,6 +198,7 @@ async fn role_controller(ctx: &Arc<Context>, stop: CancellationToken) {
     let controller = Controller::new(Api::<IssuerRole>::all(client.clone()), ctx.watch_config());
     let store = controller.store();
     controller
+        .with_config(ctx.controller_config())
         .watches(
             Api::<PkiMount>::all(client),
             ctx.watch_config(),
@@ -211,6 +212,8 @@ async fn role_controller(ctx: &Arc<Context>, stop: CancellationToken) {
                     .collect::<Vec<_>>()
             },
         )
+        // A mount's CA loaded (or unloaded) by the loader changes the roles on it.
+        .reconcile_all_on(ctx.catalog.changes())
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(
             issuer_role::reconcile,
