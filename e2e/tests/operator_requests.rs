@@ -131,6 +131,28 @@ async fn signs_csrs_revokes_refuses_foreign_secrets_and_exports_metrics() {
     assert_eq!((status.as_str(), reason.as_str()), ("False", "Revoked"));
     assert!(message.contains(&serial), "{message}");
     assert_eq!(revoked.serial_number.as_deref(), Some(serial.as_str()));
+    // ...into the mount's revocation records, which the CRL and OCSP are built from.
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(env.client.clone(), env.namespace.name());
+    let plain = serial.replace(':', "").to_lowercase();
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let text = maps
+            .get_opt(&format!("tlsmint-revocations-{int}"))
+            .await
+            .unwrap()
+            .and_then(|cm| cm.data)
+            .map(|d| d.into_values().collect::<String>().to_lowercase())
+            .unwrap_or_default();
+        if text.contains(&serial.to_lowercase()) || text.contains(&plain) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serial {serial} not in the revocation records: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
 
     // Metrics: expiry per request, the CA's notAfter per mount, issued per role.
     let (_, metrics) = operator.get("/metrics").await.unwrap();

@@ -20,7 +20,6 @@ use crate::controllers::cpu::CpuPool;
 use crate::controllers::loader::{self, LoaderConfig};
 use crate::controllers::metrics::Metrics;
 use crate::controllers::registry_sink::RegistrySink;
-use crate::controllers::revocation_hook::StatusOnly;
 use crate::controllers::{self, Context};
 use crate::leader::{self, LeaderConfig};
 use crate::registry::Registry as IssuanceRegistry;
@@ -70,6 +69,9 @@ pub struct RunArgs {
     /// time). Bounds memory, connections and the load a burst puts on the API server.
     #[arg(long, env = "TLSMINT_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
+
+    #[command(flatten, next_help_heading = "Issuance APIs (every replica)")]
+    api: crate::api::ApiArgs,
 }
 
 /// Runs the operator until SIGTERM/SIGINT.
@@ -84,6 +86,7 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
         retry_period,
         label_selector,
         concurrency,
+        api,
     } = *args;
     telemetry::init(&common.log_filter, common.log_format)?;
     // kube and the issuance API both use rustls with aws-lc; one provider for the process.
@@ -127,6 +130,17 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
         shutdown.clone(),
     );
     metrics.mounts.set(Some(caches.mounts.clone()));
+    // The issuance APIs of this replica (issue 5): they serve from the registry the loader
+    // keeps, and their revocation records are where CertificateRequest revocations go.
+    let apis = crate::api::cluster::start(
+        client.clone(),
+        &namespace,
+        registry.clone(),
+        &api,
+        shutdown.clone(),
+    )
+    .await
+    .context("starting the issuance APIs")?;
 
     let ctx = Arc::new(Context {
         recorder: Recorder::new(
@@ -141,7 +155,7 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
         namespace: namespace.clone(),
         catalog,
         caches,
-        revocations: Arc::new(StatusOnly),
+        revocations: apis.revocations.clone(),
         label_selector,
         concurrency,
         cpu: CpuPool::per_core(),
@@ -167,7 +181,13 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
     )
     .await;
     shutdown.cancel();
-    let _ = tokio::join!(loader_task, admin_task);
+    let (_, _, served) = tokio::join!(loader_task, admin_task, apis.task);
+    if let Ok(Err(error)) = served {
+        tracing::warn!(
+            error = &error as &dyn std::error::Error,
+            "the issuance APIs stopped with an error"
+        );
+    }
     tracing::info!("tlsmint operator stopped");
     Ok(())
 }

@@ -48,6 +48,9 @@ impl OperatorProcess {
                 format!("{SELECTOR_LABEL}={}", env.id),
             )
             .env("TLSMINT_ADMIN_ADDR", admin.to_string())
+            // Every test runs its own operators: the APIs take ports the kernel picks.
+            .env("TLSMINT_HTTP_ADDR", "127.0.0.1:0")
+            .env("TLSMINT_GRPC_ADDR", "127.0.0.1:0")
             .env("TLSMINT_LEASE_DURATION", "6s")
             .env("TLSMINT_LEASE_RENEW_DEADLINE", "4s")
             .env("TLSMINT_LEASE_RETRY_PERIOD", "1s")

@@ -1,10 +1,8 @@
 //! The hook through which the CertificateRequest controller reports a revoked certificate
-//! so that its mount's CRL (and OCSP) includes it.
-//!
-//! HOOK, to be wired to the revocation store (`operator/src/revocation/`) when it lands:
-//! until then [`StatusOnly`] is used, and the durable record of a revocation is the
-//! CertificateRequest's own status (`serialNumber` + `revocationTime`), from which a CRL
-//! builder can list every revoked serial of a mount. This module must not build CRLs.
+//! so that its mount's CRL (and OCSP) includes it. `run` gives the controller the issuance
+//! API's revocation records (`crate::revocation::Revocations`, ConfigMaps of the operator's
+//! namespace), which implement [`RevocationSink`]; the request's own status
+//! (`serialNumber` + `revocationTime`) records it too. This module must not build CRLs.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -45,22 +43,4 @@ pub type RecordFuture<'a> = Pin<Box<dyn Future<Output = Result<(), RevocationErr
 pub trait RevocationSink: Send + Sync + 'static {
     /// Records `revocation` durably before returning.
     fn record(&self, revocation: Revocation) -> RecordFuture<'_>;
-}
-
-/// The interim sink: logs the revocation; the CertificateRequest status is the record.
-#[derive(Debug, Default)]
-pub struct StatusOnly;
-
-impl RevocationSink for StatusOnly {
-    fn record(&self, revocation: Revocation) -> RecordFuture<'_> {
-        Box::pin(async move {
-            tracing::info!(
-                mount = %revocation.mount,
-                x509.serial = %revocation.serial,
-                request = %revocation.request,
-                "certificate revoked (recorded in the CertificateRequest status)"
-            );
-            Ok(())
-        })
-    }
 }
