@@ -69,11 +69,14 @@ async fn helm_install_runs_two_replicas_that_elect_a_leader_and_issue() {
     // Another release name than the env's own RBAC objects, so nothing collides.
     let release = format!("{}-c", env.id);
     let ns = env.namespace.name().to_owned();
-    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (admin_port, http_port, grpc_port) = (free_port(), free_port(), free_port());
     let chart = workspace_root().join("charts/tlsmint");
     let _release = Release {
         name: release.clone(),
@@ -93,6 +96,10 @@ async fn helm_install_runs_two_replicas_that_elect_a_leader_and_issue() {
         &format!("image.tag={tag}"),
         "--set",
         &format!("operator.adminPort={admin_port}"),
+        "--set",
+        &format!("api.httpPort={http_port}"),
+        "--set",
+        &format!("api.grpcPort={grpc_port}"),
         "--set",
         &format!("operator.labelSelector={SELECTOR_LABEL}={}", env.id),
         "--set",

@@ -8,9 +8,6 @@
 //! Owns: that bootstrap. Must not: replace an existing internal CA key (a
 //! broken one is an error), or log key material.
 
-// `run` (operator/src/run.rs) calls `start`; until it does, this is unused.
-#![allow(dead_code)]
-
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,9 +39,6 @@ const API_CA_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 pub struct ClusterApi {
     /// Give this to the CertificateRequest controller as its revocation sink.
     pub revocations: Arc<Revocations>,
-    /// The internal CA certificate that clients must trust (PEM); also in the
-    /// ConfigMap `tlsmint-api-ca` (`ca.crt`).
-    pub ca_pem: String,
     /// Both servers; ends after `shutdown`.
     pub task: JoinHandle<Result<(), ServeError>>,
 }
@@ -128,11 +122,7 @@ pub async fn start(
     let args = args.clone();
     let task =
         tokio::spawn(async move { super::serve(listeners, services, &args, shutdown).await });
-    Ok(ClusterApi {
-        revocations,
-        ca_pem,
-        task,
-    })
+    Ok(ClusterApi { revocations, task })
 }
 
 /// `tlsmint-operator`, `.<ns>`, `.<ns>.svc`, `.<ns>.svc.cluster.local`, `localhost`, `127.0.0.1`.

@@ -122,6 +122,12 @@ pub struct ApiArgs {
     /// (tlsmint stores no certificates).
     #[arg(long, env = "TLSMINT_RECENT_CERTS", default_value_t = 10_000)]
     pub recent_certs: usize,
+
+    /// Let several replicas on one host share the API ports (SO_REUSEPORT): the
+    /// kernel spreads connections over them. Only for replicas that share the
+    /// host network on one node (the local test cluster).
+    #[arg(long, env = "TLSMINT_API_REUSE_PORT", default_value_t = false)]
+    pub api_reuse_port: bool,
 }
 
 impl ApiArgs {
@@ -254,14 +260,13 @@ pub async fn bind(args: &ApiArgs, default_ip: IpAddr) -> Result<Listeners, Serve
     let grpc = args
         .grpc_addr
         .unwrap_or(SocketAddr::new(default_ip, GRPC_PORT));
-    let bind = |api, addr| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Bind { api, addr, source })
+    let reuse_port = args.api_reuse_port;
+    let bind = |api, addr| {
+        listen::bind(addr, reuse_port).map_err(|source| ServeError::Bind { api, addr, source })
     };
     Ok(Listeners {
-        http: bind("HTTP", http).await?,
-        grpc: bind("gRPC", grpc).await?,
+        http: bind("HTTP", http)?,
+        grpc: bind("gRPC", grpc)?,
     })
 }
 
