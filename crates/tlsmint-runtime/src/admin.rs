@@ -51,29 +51,14 @@ pub async fn serve(
     state: AdminState,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), BindError> {
-    let listener = bind(addr, state.reuse_port).map_err(|source| BindError { addr, source })?;
+    let listener =
+        crate::net::listen(addr, state.reuse_port).map_err(|source| BindError { addr, source })?;
     let bound = listener
         .local_addr()
         .map_err(|source| BindError { addr, source })?;
     tracing::info!(admin.addr = %bound, "admin server listening (/metrics, /healthz, /readyz)");
     let task = tokio::spawn(accept_loop(listener, state, shutdown));
     Ok((bound, task))
-}
-
-fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
-    let socket = match addr {
-        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
-    };
-    socket.set_reuseaddr(true)?;
-    #[cfg(unix)]
-    if reuse_port {
-        socket.set_reuseport(true)?;
-    }
-    #[cfg(not(unix))]
-    let _ = reuse_port;
-    socket.bind(addr)?;
-    socket.listen(128)
 }
 
 async fn accept_loop(listener: TcpListener, state: AdminState, shutdown: CancellationToken) {

@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod cli;
 pub mod health;
+pub mod net;
 pub mod shutdown;
 pub mod telemetry;
 

@@ -22,23 +22,6 @@ use tokio_util::sync::CancellationToken;
 /// Longest a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A listening socket on `addr`, shared with other processes when `reuse_port`.
-pub fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
-    let socket = match addr {
-        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
-    };
-    socket.set_reuseaddr(true)?;
-    #[cfg(unix)]
-    if reuse_port {
-        socket.set_reuseport(true)?;
-    }
-    #[cfg(not(unix))]
-    let _ = reuse_port;
-    socket.bind(addr)?;
-    socket.listen(1024)
-}
-
 /// An accepted connection.
 #[derive(Debug)]
 pub enum Conn {
@@ -206,20 +189,4 @@ pub fn tls_acceptor(
         .with_cert_resolver(resolver);
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn replicas_share_a_port_only_when_asked() {
-        let first = bind("127.0.0.1:0".parse().unwrap(), true).unwrap();
-        let addr = first.local_addr().unwrap();
-        let second = bind(addr, true).expect("a second listener with SO_REUSEPORT");
-        assert_eq!(second.local_addr().unwrap(), addr);
-        let err = bind(addr, false).expect_err("a listener without SO_REUSEPORT");
-        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
-    }
 }

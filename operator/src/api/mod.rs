@@ -262,7 +262,11 @@ pub async fn bind(args: &ApiArgs, default_ip: IpAddr) -> Result<Listeners, Serve
         .unwrap_or(SocketAddr::new(default_ip, GRPC_PORT));
     let reuse_port = args.api_reuse_port;
     let bind = |api, addr| {
-        listen::bind(addr, reuse_port).map_err(|source| ServeError::Bind { api, addr, source })
+        tlsmint_runtime::net::listen(addr, reuse_port).map_err(|source| ServeError::Bind {
+            api,
+            addr,
+            source,
+        })
     };
     Ok(Listeners {
         http: bind("HTTP", http)?,
