@@ -207,3 +207,60 @@ async fn helm_install_runs_two_replicas_that_elect_a_leader_and_issue() {
     .unwrap();
     assert!(next.lease_transitions.unwrap_or(0) >= 1);
 }
+
+/// `helm lint` and `helm template` (no cluster needed, only helm from K8S_BIN): any tag
+/// renders, even one YAML reads as a number; `latest` is refused; local mode shares the
+/// API ports on loopback and real clusters get a Service whose names the serving
+/// certificate covers.
+#[tokio::test]
+async fn chart_renders_for_both_modes_and_refuses_latest() {
+    let chart = workspace_root().join("charts/tlsmint");
+    let chart = chart.to_string_lossy();
+    helm(&["lint", &chart, "--set", "image.tag=1"]).await;
+
+    let real = helm(&["template", "r", &chart, "-n", "ns", "--set", "image.tag=2"]).await;
+    assert!(
+        real.contains("image: \"tlsmint.local/tlsmint:2\""),
+        "{real}"
+    );
+    assert!(real.contains("kind: Service\n"), "{real}");
+    assert!(real.contains("name: r-tlsmint-operator\n"), "{real}");
+    assert!(
+        real.contains("r-tlsmint-operator.ns.svc,r-tlsmint-operator.ns.svc.cluster.local"),
+        "{real}"
+    );
+    assert!(real.contains("value: \"0.0.0.0:8200\""), "{real}");
+    assert!(!real.contains("TLSMINT_API_REUSE_PORT"), "{real}");
+
+    let values = workspace_root().join("charts/tlsmint/values-local.yaml");
+    let local = helm(&[
+        "template",
+        "r",
+        &chart,
+        "-n",
+        "ns",
+        "-f",
+        &values.to_string_lossy(),
+        "--set",
+        "image.tag=v3",
+        "--set",
+        "api.httpPort=18200",
+    ])
+    .await;
+    assert!(local.contains("hostNetwork: true"), "{local}");
+    assert!(local.contains("value: \"127.0.0.1:18200\""), "{local}");
+    assert!(local.contains("value: \"127.0.0.1:8201\""), "{local}");
+    assert!(local.contains("TLSMINT_API_REUSE_PORT"), "{local}");
+
+    let refused = tokio::process::Command::new(tool_path("helm").unwrap())
+        .args(["template", "r", &chart, "--set", "image.tag=latest"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("must not be latest"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

@@ -22,7 +22,7 @@ app.kubernetes.io/component: operator
 {{- end -}}
 
 {{- define "tlsmint.image" -}}
-{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag | toString -}}
 {{- if eq $tag "latest" -}}
 {{- fail "image.tag must not be latest: pin the tag scripts/build-image prints" -}}
 {{- end -}}
