@@ -8,6 +8,7 @@
 //! ends, even when it fails, so tests run alone or in parallel.
 
 pub mod operator;
+pub mod proxy;
 
 use std::fmt::Debug;
 use std::future::Future;

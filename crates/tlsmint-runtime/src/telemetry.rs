@@ -34,8 +34,13 @@ pub fn init(filter: &str, format: LogFormat) -> Result<(), TelemetryError> {
     })?;
     let registry = tracing_subscriber::registry().with(env_filter);
     match format {
+        // Colours only on a terminal: not in files, pipes or `kubectl logs`.
         LogFormat::Plain => registry
-            .with(tracing_subscriber::fmt::layer().with_target(true))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(true)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(

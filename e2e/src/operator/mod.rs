@@ -130,6 +130,7 @@ pub struct OperatorEnv {
     pub kubeconfig: PathBuf,
     /// Folder for logs and files of this test.
     pub dir: PathBuf,
+    token: String,
     _cluster_scoped: Vec<DeleteOnDrop>,
 }
 
@@ -176,13 +177,15 @@ impl OperatorEnv {
         ])
         .await?;
         let kubeconfig = dir.join("kubeconfig");
-        std::fs::write(&kubeconfig, token_kubeconfig(token.trim())?)?;
+        let token = token.trim().to_owned();
+        std::fs::write(&kubeconfig, token_kubeconfig(&token, None)?)?;
         Ok(OperatorEnv {
             id,
             client,
             namespace,
             kubeconfig,
             dir,
+            token,
             _cluster_scoped: cluster_scoped,
         })
     }
@@ -199,6 +202,15 @@ impl OperatorEnv {
             labels: Some(self.labels()),
             ..ObjectMeta::default()
         }
+    }
+
+    /// A kubeconfig like [`Self::kubeconfig`] that reaches the API server through
+    /// `addr` (e.g. a [`crate::proxy::ApiProxy`]).
+    pub fn kubeconfig_via(&self, addr: std::net::SocketAddr) -> Result<PathBuf> {
+        let path = self.dir.join(format!("kubeconfig-via-{}", addr.port()));
+        let server = format!("https://{addr}");
+        std::fs::write(&path, token_kubeconfig(&self.token, Some(&server))?)?;
+        Ok(path)
     }
 
     /// Starts an operator replica named `replica`.
@@ -356,8 +368,20 @@ async fn render_rbac(id: &str, namespace: &str) -> Result<String> {
     Ok(String::from_utf8(output.stdout)?)
 }
 
-/// A kubeconfig for the cluster in `$KUBECONFIG` that authenticates with `token`.
-fn token_kubeconfig(token: &str) -> Result<String> {
+/// The API server's address, from `$KUBECONFIG` (`https://<ip>:<port>`).
+pub fn api_server_addr() -> Result<std::net::SocketAddr> {
+    let (server, _) = admin_cluster()?;
+    let hostport = server
+        .strip_prefix("https://")
+        .context("the KUBECONFIG server is not https://")?
+        .trim_end_matches('/');
+    hostport
+        .parse()
+        .with_context(|| format!("the KUBECONFIG server {server} is not https://<ip>:<port>"))
+}
+
+/// The server URL and the CA (base64 PEM) of the cluster in `$KUBECONFIG`.
+fn admin_cluster() -> Result<(String, String)> {
     let path = env("KUBECONFIG")?;
     let admin = Kubeconfig::read_from(&path)?;
     let cluster = admin
@@ -377,6 +401,14 @@ fn token_kubeconfig(token: &str) -> Result<String> {
         }
         (None, None) => bail!("KUBECONFIG has no certificate authority"),
     };
+    Ok((server, ca))
+}
+
+/// A kubeconfig for the cluster in `$KUBECONFIG` that authenticates with `token`, at
+/// `server` instead of the cluster's own URL when given.
+fn token_kubeconfig(token: &str, server: Option<&str>) -> Result<String> {
+    let (own, ca) = admin_cluster()?;
+    let server = server.unwrap_or(&own);
     Ok(format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: e2e\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: operator\n  user:\n    token: {token}\ncontexts:\n- name: operator\n  context:\n    cluster: e2e\n    user: operator\ncurrent-context: operator\n"
     ))

@@ -31,6 +31,17 @@ impl OperatorProcess {
     /// Starts a replica that competes for Lease `lease` (another name than the env's makes
     /// it lead alongside the others: the split-brain case).
     pub async fn start_with_lease(env: &OperatorEnv, replica: &str, lease: &str) -> Result<Self> {
+        Self::start_with(env, replica, lease, &env.kubeconfig).await
+    }
+
+    /// Starts a replica that reaches the API server with `kubeconfig` (e.g. one from
+    /// [`OperatorEnv::kubeconfig_via`]).
+    pub async fn start_with(
+        env: &OperatorEnv,
+        replica: &str,
+        lease: &str,
+        kubeconfig: &std::path::Path,
+    ) -> Result<Self> {
         let admin = free_port()?;
         let log = env.dir.join(format!("{replica}.log"));
         let file = std::fs::OpenOptions::new()
@@ -39,7 +50,7 @@ impl OperatorProcess {
             .open(&log)?;
         let child = tokio::process::Command::new(operator_bin()?)
             .arg("run")
-            .env("KUBECONFIG", &env.kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
             .env("POD_NAMESPACE", env.namespace.name())
             .env("POD_NAME", replica)
             .env("TLSMINT_LEASE_NAME", lease)

@@ -1,0 +1,175 @@
+//! An API-server outage as the operator sees it (SPEC §7): the operator reaches the real
+//! API server through a proxy, the proxy drops every connection and refuses new ones for
+//! a while, then comes back. The operator must survive it on its own (no restart), stop
+//! leading while it cannot renew its Lease, and afterwards catch up on what was asked
+//! meanwhile, with the same CA (no new key, no second key Secret) and no certificate
+//! issued again.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams, PostParams};
+use tlsmint_api::v1alpha1::{CertificateRequest, IssuerRole, PkiMount};
+use tlsmint_e2e::operator::{
+    OperatorEnv, OperatorProcess, api_server_addr, name, ready_of, secret_text,
+};
+use tlsmint_e2e::proxy::ApiProxy;
+use tlsmint_e2e::{DeleteOnDrop, TestNamespace, wait_for};
+
+const LONG: Duration = Duration::from_secs(120);
+/// Longer than the tests' lease (6 s) and renew deadline (4 s).
+const OUTAGE: Duration = Duration::from_secs(15);
+
+fn ready(
+    conditions: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
+) -> bool {
+    conditions
+        .and_then(|c| ready_of(c))
+        .is_some_and(|(s, _, _)| s == "True")
+}
+
+async fn wait_leading(operator: &OperatorProcess, leading: bool, within: Duration) {
+    let deadline = Instant::now() + within;
+    while operator.is_leader().await != leading {
+        assert!(
+            Instant::now() < deadline,
+            "leader={leading} not reached in {within:?}; log:\n{}",
+            operator.log_tail(40)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_operator_rides_out_an_api_server_outage_and_catches_up() {
+    let env = OperatorEnv::new("op-outage").await.unwrap();
+    let proxy = ApiProxy::start(api_server_addr().unwrap()).await.unwrap();
+    let kubeconfig = env.kubeconfig_via(proxy.addr()).unwrap();
+    let operator = OperatorProcess::start_with(&env, "replica-a", &env.id, &kubeconfig)
+        .await
+        .unwrap();
+    wait_leading(&operator, true, Duration::from_secs(30)).await;
+
+    let pp = PostParams::default();
+    let apps = TestNamespace::create(&env.client, "op-outage-apps")
+        .await
+        .unwrap();
+    let root = name("root");
+    let role = name("web");
+    let _g = [
+        DeleteOnDrop::new::<IssuerRole>(None, &role),
+        DeleteOnDrop::new::<PkiMount>(None, &root),
+    ];
+    let mounts: Api<PkiMount> = Api::all(env.client.clone());
+    mounts
+        .create(&pp, &env.root_mount(&root, "E2E Outage Root"))
+        .await
+        .unwrap();
+    Api::<IssuerRole>::all(env.client.clone())
+        .create(&pp, &env.role(&role, &root, "example.com", &[apps.name()]))
+        .await
+        .unwrap();
+    let requests: Api<CertificateRequest> = Api::namespaced(env.client.clone(), apps.name());
+    requests
+        .create(
+            &pp,
+            &env.request(
+                apps.name(),
+                "before",
+                &role,
+                "before-tls",
+                &["before.example.com"],
+            ),
+        )
+        .await
+        .unwrap();
+    let before = wait_for(&requests, "before", LONG, "Ready", |cr| {
+        ready(cr.status.as_ref().map(|s| &s.conditions))
+    })
+    .await
+    .unwrap()
+    .status
+    .unwrap();
+    let mount = mounts.get(&root).await.unwrap().status.unwrap();
+    let key_secret_name = mount.key_secret_name.clone().unwrap();
+    let key_secret = env.secrets().get(&key_secret_name).await.unwrap();
+
+    // The outage: the operator loses the API server; the cluster itself goes on.
+    proxy.cut();
+    let cut_at = Instant::now();
+    wait_leading(&operator, false, OUTAGE).await;
+    eprintln!("stopped leading {:?} into the outage", cut_at.elapsed());
+    // Asked for while the operator cannot see it.
+    requests
+        .create(
+            &pp,
+            &env.request(
+                apps.name(),
+                "during",
+                &role,
+                "during-tls",
+                &["during.example.com"],
+            ),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(OUTAGE.saturating_sub(cut_at.elapsed())).await;
+    assert!(
+        operator.pid().is_some() && operator.get("/healthz").await.unwrap().0 == 200,
+        "the operator is alive through the outage; log:\n{}",
+        operator.log_tail(40)
+    );
+    assert!(
+        requests.get("during").await.unwrap().status.is_none(),
+        "reconciled without the API server?"
+    );
+
+    // The API server is back: the operator leads again and catches up by itself.
+    proxy.restore();
+    let restored_at = Instant::now();
+    let during = wait_for(&requests, "during", LONG, "Ready", |cr| {
+        ready(cr.status.as_ref().map(|s| &s.conditions))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; log:\n{}", operator.log_tail(60)))
+    .status
+    .unwrap();
+    eprintln!(
+        "the request made during the outage was Ready {:?} after it ended",
+        restored_at.elapsed()
+    );
+    assert!(operator.is_leader().await);
+
+    // Same CA: same certificate in the status, the same key Secret, written once.
+    let after = mounts.get(&root).await.unwrap().status.unwrap();
+    assert_eq!(after.serial_number, mount.serial_number);
+    assert_eq!(after.certificate, mount.certificate);
+    let key_after = env.secrets().get(&key_secret_name).await.unwrap();
+    assert_eq!(key_after.metadata.uid, key_secret.metadata.uid);
+    assert_eq!(
+        key_after.metadata.resource_version,
+        key_secret.metadata.resource_version
+    );
+    let ca_secrets = env
+        .secrets()
+        .list(&ListParams::default().labels("pki.tlsmint.io/mount"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(ca_secrets.len(), 1, "one key Secret");
+
+    // The request from before was not issued again; both Secrets match their status.
+    let before_now = requests.get("before").await.unwrap().status.unwrap();
+    assert_eq!(before_now.serial_number, before.serial_number);
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), apps.name());
+    for (secret, status) in [("before-tls", &before_now), ("during-tls", &during)] {
+        let held = secrets.get(secret).await.unwrap();
+        assert!(
+            secret_text(&held, "tls.crt")
+                .starts_with(status.certificate.clone().unwrap().trim_end()),
+            "{secret}: status matches the Secret"
+        );
+    }
+    assert_ne!(during.serial_number, before.serial_number);
+}
