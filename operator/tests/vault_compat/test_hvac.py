@@ -4,6 +4,7 @@
 import datetime
 import json
 import time
+import urllib.error
 import urllib.request
 
 import hvac
@@ -187,3 +188,22 @@ def test_subjects_are_enforced_per_service_account(restricted):
     # Revocation needs a subject of one of the mount's roles.
     with pytest.raises(hvac.exceptions.Forbidden):
         other.secrets.pki.revoke_certificate(serial_number=resp["data"]["serial_number"], mount_point="pki")
+
+
+def test_refused_requests_still_get_vaults_error_shape(dev):
+    """Bodies over the limit and paths that are not UTF-8 are refused before routing;
+    the answer is still Vault's {"errors": [...]} with a fitting status."""
+    def post(path, body):
+        req = urllib.request.Request(f"{dev.url}{path}", data=body, method="POST",
+                                     headers={"X-Vault-Token": ROOT_TOKEN})
+        try:
+            urllib.request.urlopen(req)
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+        raise AssertionError("accepted")
+    status, body = post("/v1/pki_int/issue/web-server", b"{" + b" " * (300 * 1024) + b"}")
+    assert status == 413 and "request body" in body["errors"][0] and "262144" in body["errors"][0]
+    status, body = post("/v1/pki_int/cert/%ff%fe", b"{}")
+    assert status == 400 and "request path" in body["errors"][0]
+    # Nothing was issued for them, and the server still answers.
+    assert hvac.Client(url=dev.url).sys.read_health_status(method="GET")["sealed"] is False

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
@@ -60,13 +61,34 @@ fn unsupported(method: &Method, path: &str) -> Response {
     resp
 }
 
+/// A request axum refused before routing (a path that is not UTF-8, a body over
+/// [`MAX_BODY_BYTES`]), answered in Vault's error shape with axum's status code.
+/// `reason` is axum's own text, which never echoes the request.
+fn rejected(status: http::StatusCode, what: &str, reason: &str) -> Response {
+    envelope::json_response(
+        status,
+        serde_json::json!({ "errors": [format!("{what} rejected: {reason}")] }),
+    )
+}
+
 async fn dispatch(
     State(state): State<Arc<ApiState>>,
     method: Method,
-    Path(rest): Path<String>,
+    rest: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let Path(rest) = match rest {
+        Ok(rest) => rest,
+        Err(e) => return rejected(e.status(), "request path", &e.body_text()),
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => {
+            let reason = format!("{} (at most {MAX_BODY_BYTES} bytes)", e.body_text());
+            return rejected(e.status(), "request body", &reason);
+        }
+    };
     let path = rest.trim_matches('/');
     let write = method == Method::POST || method == Method::PUT;
     match path {
