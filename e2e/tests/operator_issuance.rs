@@ -298,6 +298,21 @@ async fn renews_at_half_lifetime_with_a_new_key_and_one_secret_update() {
             .all(|m| m.manager.as_deref() == Some("tlsmint-operator")),
         "only the operator writes it"
     );
+    // The renewal is announced as such, naming the new serial.
+    let events: Api<Event> = Api::namespaced(env.client.clone(), apps.name());
+    let new_serial = renewed.serial_number.clone().unwrap();
+    let announced = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .any(|e| {
+            e.reason.as_deref() == Some("Renewed")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("short")
+                && e.note.as_deref().is_some_and(|n| n.contains(&new_serial))
+        });
+    assert!(announced, "a Renewed Event naming {new_serial}");
 }
 
 #[tokio::test]
