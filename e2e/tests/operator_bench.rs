@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
 use kube::api::{Api, ListParams, PostParams};
-use tlsmint_api::v1alpha1::{CertificateRequest, IssuerRole, PkiMount};
-use tlsmint_e2e::operator::{OperatorEnv, name, ready_of};
-use tlsmint_e2e::{DeleteOnDrop, TestNamespace, wait_for};
+use tlsmint_api::v1alpha1::CertificateRequest;
+use tlsmint_e2e::operator::{OperatorEnv, ready_of};
 
 fn count() -> usize {
     std::env::var("TLSMINT_BENCH_REQUESTS")
@@ -24,33 +23,11 @@ async fn thousand_certificate_requests_reach_ready() {
     let n = count();
     let env = OperatorEnv::new("op-bench").await.unwrap();
     let operator = env.start_operator("replica-a").await.unwrap();
-    let pp = PostParams::default();
-    let apps = TestNamespace::create(&env.client, "op-bench-apps")
+    let (apps, ca) = env
+        .apps_with_ca("op-bench-apps", "E2E Bench Root")
         .await
         .unwrap();
-    let root = name("root");
-    let role = name("web");
-    let _g = [
-        DeleteOnDrop::new::<IssuerRole>(None, &role),
-        DeleteOnDrop::new::<PkiMount>(None, &root),
-    ];
-    let mounts: Api<PkiMount> = Api::all(env.client.clone());
-    mounts
-        .create(&pp, &env.root_mount(&root, "E2E Bench Root"))
-        .await
-        .unwrap();
-    Api::<IssuerRole>::all(env.client.clone())
-        .create(&pp, &env.role(&role, &root, "example.com", &[apps.name()]))
-        .await
-        .unwrap();
-    wait_for(&mounts, &root, Duration::from_secs(60), "Ready", |m| {
-        m.status
-            .as_ref()
-            .and_then(|s| ready_of(&s.conditions))
-            .is_some_and(|(s, _, _)| s == "True")
-    })
-    .await
-    .unwrap();
+    let role = ca.role.clone();
     let rss_before = operator.peak_rss_kib().unwrap_or(0);
 
     let requests: Api<CertificateRequest> = Api::namespaced(env.client.clone(), apps.name());

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use tlsmint_api::v1alpha1::{CertificateRequest, IssuerRole, PkiMount};
-use tlsmint_e2e::operator::{OperatorEnv, SELECTOR_LABEL, name, ready_of, workspace_root};
-use tlsmint_e2e::{DeleteOnDrop, env, tool_path, wait_for};
+use kube::api::{Api, DeleteParams, ListParams};
+use tlsmint_api::v1alpha1::CertificateRequest;
+use tlsmint_e2e::operator::{OperatorEnv, SELECTOR_LABEL, ready_of, workspace_root};
+use tlsmint_e2e::{env, tool_path, wait_for};
 
 /// Runs `helm uninstall` when dropped.
 struct Release {
@@ -152,27 +152,10 @@ async fn helm_install_runs_two_replicas_that_elect_a_leader_and_issue() {
     .unwrap();
 
     // The replicas in pods issue a certificate.
-    let pp = PostParams::default();
-    let root = name("root");
-    let role = name("web");
-    let _g = [
-        DeleteOnDrop::new::<IssuerRole>(None, &role),
-        DeleteOnDrop::new::<PkiMount>(None, &root),
-    ];
-    Api::<PkiMount>::all(env.client.clone())
-        .create(&pp, &env.root_mount(&root, "E2E Chart Root"))
-        .await
-        .unwrap();
-    Api::<IssuerRole>::all(env.client.clone())
-        .create(&pp, &env.role(&role, &root, "example.com", &[&ns]))
-        .await
-        .unwrap();
+    let ca = env.root_with_role("E2E Chart Root", &[&ns]).await.unwrap();
+    let role = ca.role.clone();
     let requests: Api<CertificateRequest> = Api::namespaced(env.client.clone(), &ns);
-    requests
-        .create(
-            &pp,
-            &env.request(&ns, "web", &role, "web-tls", &["web.example.com"]),
-        )
+    env.create_request(&ns, "web", &role, &["web.example.com"])
         .await
         .unwrap();
     wait_for(&requests, "web", Duration::from_secs(90), "Ready", |cr| {

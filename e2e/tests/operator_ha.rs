@@ -8,20 +8,12 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ListParams, PostParams};
-use tlsmint_api::v1alpha1::{CertificateRequest, IssuerRole, PkiMount};
-use tlsmint_e2e::operator::{OperatorEnv, OperatorProcess, name, ready_of, secret_text};
-use tlsmint_e2e::{DeleteOnDrop, TestNamespace, wait_for};
+use kube::api::{Api, PostParams};
+use tlsmint_api::v1alpha1::{CertificateRequest, PkiMount};
+use tlsmint_e2e::operator::{OperatorEnv, OperatorProcess, is_ready, name, secret_text};
+use tlsmint_e2e::{DeleteOnDrop, wait_for};
 
 const LONG: Duration = Duration::from_secs(120);
-
-fn ready(
-    conditions: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
-) -> bool {
-    conditions
-        .and_then(|c| ready_of(c))
-        .is_some_and(|(s, _, _)| s == "True")
-}
 
 async fn leader_of(replicas: &[&OperatorProcess]) -> Option<usize> {
     for (i, r) in replicas.iter().enumerate() {
@@ -55,7 +47,7 @@ async fn two_replicas_that_both_lead_still_make_one_ca_per_mount() {
     }
     for n in &names {
         wait_for(&mounts, n, LONG, "Ready", |m| {
-            ready(m.status.as_ref().map(|s| &s.conditions))
+            is_ready(m.status.as_ref().map(|s| &s.conditions))
         })
         .await
         .unwrap();
@@ -87,15 +79,10 @@ async fn two_replicas_that_both_lead_still_make_one_ca_per_mount() {
             1,
             "{n}: the key Secret was written once: {created:?}"
         );
-        assert!(ready(Some(&status.conditions)), "{n}");
+        assert!(is_ready(Some(&status.conditions)), "{n}");
         let _ = version;
     }
-    let ca_secrets = env
-        .secrets()
-        .list(&ListParams::default().labels("pki.tlsmint.io/mount"))
-        .await
-        .unwrap()
-        .items;
+    let ca_secrets = env.ca_key_secrets().await.unwrap();
     assert_eq!(ca_secrets.len(), names.len(), "one key Secret per mount");
 }
 
@@ -121,23 +108,8 @@ async fn leadership_changes_hands_and_no_request_is_lost_across_restarts() {
     );
 
     let pp = PostParams::default();
-    let apps = TestNamespace::create(&env.client, "op-ha-apps")
-        .await
-        .unwrap();
-    let root = name("root");
-    let role = name("web");
-    let _g = [
-        DeleteOnDrop::new::<IssuerRole>(None, &role),
-        DeleteOnDrop::new::<PkiMount>(None, &root),
-    ];
-    Api::<PkiMount>::all(env.client.clone())
-        .create(&pp, &env.root_mount(&root, "E2E HA Root"))
-        .await
-        .unwrap();
-    Api::<IssuerRole>::all(env.client.clone())
-        .create(&pp, &env.role(&role, &root, "example.com", &[apps.name()]))
-        .await
-        .unwrap();
+    let (apps, ca) = env.apps_with_ca("op-ha-apps", "E2E HA Root").await.unwrap();
+    let role = ca.role.clone();
     let requests: Api<CertificateRequest> = Api::namespaced(env.client.clone(), apps.name());
 
     // A burst of requests, and the leader dies in the middle of it.
@@ -162,17 +134,7 @@ async fn leadership_changes_hands_and_no_request_is_lost_across_restarts() {
     let dead_name = leader.name.clone();
     leader.kill().await.unwrap();
     // A request made while nobody leads.
-    requests
-        .create(
-            &pp,
-            &env.request(
-                apps.name(),
-                "orphan",
-                &role,
-                "orphan-tls",
-                &["orphan.example.com"],
-            ),
-        )
+    env.create_request(apps.name(), "orphan", &role, &["orphan.example.com"])
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -204,7 +166,7 @@ async fn leadership_changes_hands_and_no_request_is_lost_across_restarts() {
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), apps.name());
     for n in &all {
         let cr = wait_for(&requests, n, LONG, &format!("{n} Ready"), |cr| {
-            ready(cr.status.as_ref().map(|s| &s.conditions))
+            is_ready(cr.status.as_ref().map(|s| &s.conditions))
         })
         .await
         .unwrap();
@@ -218,12 +180,7 @@ async fn leadership_changes_hands_and_no_request_is_lost_across_restarts() {
         assert_eq!(Some(serial), status.serial_number, "{n}");
     }
     // Still one CA.
-    let ca_secrets = env
-        .secrets()
-        .list(&ListParams::default().labels("pki.tlsmint.io/mount"))
-        .await
-        .unwrap()
-        .items;
+    let ca_secrets = env.ca_key_secrets().await.unwrap();
     assert_eq!(ca_secrets.len(), 1);
 }
 
@@ -237,29 +194,11 @@ async fn a_leader_that_loses_its_lease_stops_reconciling_at_once() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let pp = PostParams::default();
-    let apps = TestNamespace::create(&env.client, "op-lose-apps")
+    let (apps, ca) = env
+        .apps_with_ca("op-lose-apps", "E2E Lose Root")
         .await
         .unwrap();
-    let root = name("root");
-    let role = name("web");
-    let _g = [
-        DeleteOnDrop::new::<IssuerRole>(None, &role),
-        DeleteOnDrop::new::<PkiMount>(None, &root),
-    ];
-    Api::<PkiMount>::all(env.client.clone())
-        .create(&pp, &env.root_mount(&root, "E2E Lose Root"))
-        .await
-        .unwrap();
-    Api::<IssuerRole>::all(env.client.clone())
-        .create(&pp, &env.role(&role, &root, "example.com", &[apps.name()]))
-        .await
-        .unwrap();
-    let mounts: Api<PkiMount> = Api::all(env.client.clone());
-    wait_for(&mounts, &root, LONG, "Ready", |m| {
-        ready(m.status.as_ref().map(|s| &s.conditions))
-    })
-    .await
-    .unwrap();
+    let role = ca.role.clone();
 
     // Someone else takes the Lease (as a partitioned leader would find on its next renewal).
     let leases: Api<Lease> = Api::namespaced(env.client.clone(), env.namespace.name());
@@ -282,11 +221,7 @@ async fn a_leader_that_loses_its_lease_stops_reconciling_at_once() {
 
     // Nothing is reconciled while another holder's lease is valid...
     let requests: Api<CertificateRequest> = Api::namespaced(env.client.clone(), apps.name());
-    requests
-        .create(
-            &pp,
-            &env.request(apps.name(), "waits", &role, "waits-tls", &["w.example.com"]),
-        )
+    env.create_request(apps.name(), "waits", &role, &["w.example.com"])
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -296,7 +231,7 @@ async fn a_leader_that_loses_its_lease_stops_reconciling_at_once() {
     );
     // ...and once that holder stops renewing, the replica takes the lease back and catches up.
     wait_for(&requests, "waits", LONG, "Ready", |cr| {
-        ready(cr.status.as_ref().map(|s| &s.conditions))
+        is_ready(cr.status.as_ref().map(|s| &s.conditions))
     })
     .await
     .unwrap();

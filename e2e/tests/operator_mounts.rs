@@ -221,11 +221,7 @@ async fn external_intermediate_publishes_a_csr_and_accepts_only_its_own_certific
         .await
         .unwrap();
     let requests: Api<CertificateRequest> = Api::namespaced(env.client.clone(), apps.name());
-    requests
-        .create(
-            &pp,
-            &env.request(apps.name(), "svc", &role, "svc-tls", &["svc.example.org"]),
-        )
+    env.create_request(apps.name(), "svc", &role, &["svc.example.org"])
         .await
         .unwrap();
     wait_for(&requests, "svc", LONG, "Ready", |cr| {
@@ -265,44 +261,15 @@ async fn a_deleted_key_secret_stops_issuance_and_never_makes_a_new_ca() {
     let env = OperatorEnv::new("op-keyloss").await.unwrap();
     let _operator = env.start_operator("replica-a").await.unwrap();
     let mounts: Api<PkiMount> = Api::all(env.client.clone());
-    let pp = PostParams::default();
-    let root = name("root");
-    let role = name("web");
-    let _g = [
-        DeleteOnDrop::new::<IssuerRole>(None, &role),
-        DeleteOnDrop::new::<PkiMount>(None, &root),
-    ];
-    mounts
-        .create(&pp, &env.root_mount(&root, "E2E Root CA"))
+    let (apps, ca) = env
+        .apps_with_ca("op-keyloss-apps", "E2E Root CA")
         .await
         .unwrap();
-    let apps = TestNamespace::create(&env.client, "op-keyloss-apps")
-        .await
-        .unwrap();
-    Api::<IssuerRole>::all(env.client.clone())
-        .create(&pp, &env.role(&role, &root, "example.com", &[apps.name()]))
-        .await
-        .unwrap();
-    let ready = wait_for(&mounts, &root, LONG, "Ready", |m| {
-        reason(m.status.as_ref().map(|s| &s.conditions)).is_some_and(|(s, _, _)| s == "True")
-    })
-    .await
-    .unwrap()
-    .status
-    .unwrap();
+    let (root, role) = (ca.root.clone(), ca.role.clone());
+    let ready = mounts.get(&root).await.unwrap().status.unwrap();
     let key_secret = ready.key_secret_name.clone().unwrap();
     let requests: Api<CertificateRequest> = Api::namespaced(env.client.clone(), apps.name());
-    requests
-        .create(
-            &pp,
-            &env.request(
-                apps.name(),
-                "before",
-                &role,
-                "before-tls",
-                &["a.example.com"],
-            ),
-        )
+    env.create_request(apps.name(), "before", &role, &["a.example.com"])
         .await
         .unwrap();
     wait_for(&requests, "before", LONG, "Ready", |cr| {
@@ -325,11 +292,7 @@ async fn a_deleted_key_secret_stops_issuance_and_never_makes_a_new_ca() {
     assert!(message.contains(&key_secret), "{message}");
 
     // Nothing new is issued under it.
-    requests
-        .create(
-            &pp,
-            &env.request(apps.name(), "after", &role, "after-tls", &["b.example.com"]),
-        )
+    env.create_request(apps.name(), "after", &role, &["b.example.com"])
         .await
         .unwrap();
     let blocked = wait_for(&requests, "after", LONG, "not Ready", |cr| {

@@ -9,25 +9,15 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ListParams, PostParams};
-use tlsmint_api::v1alpha1::{CertificateRequest, IssuerRole, PkiMount};
-use tlsmint_e2e::operator::{
-    OperatorEnv, OperatorProcess, api_server_addr, name, ready_of, secret_text,
-};
+use kube::api::Api;
+use tlsmint_api::v1alpha1::{CertificateRequest, PkiMount};
+use tlsmint_e2e::operator::{OperatorEnv, OperatorProcess, api_server_addr, is_ready, secret_text};
 use tlsmint_e2e::proxy::ApiProxy;
-use tlsmint_e2e::{DeleteOnDrop, TestNamespace, wait_for};
+use tlsmint_e2e::wait_for;
 
 const LONG: Duration = Duration::from_secs(120);
 /// Longer than the tests' lease (6 s) and renew deadline (4 s).
 const OUTAGE: Duration = Duration::from_secs(15);
-
-fn ready(
-    conditions: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
-) -> bool {
-    conditions
-        .and_then(|c| ready_of(c))
-        .is_some_and(|(s, _, _)| s == "True")
-}
 
 async fn wait_leading(operator: &OperatorProcess, leading: bool, within: Duration) {
     let deadline = Instant::now() + within;
@@ -51,41 +41,18 @@ async fn the_operator_rides_out_an_api_server_outage_and_catches_up() {
         .unwrap();
     wait_leading(&operator, true, Duration::from_secs(30)).await;
 
-    let pp = PostParams::default();
-    let apps = TestNamespace::create(&env.client, "op-outage-apps")
+    let (apps, ca) = env
+        .apps_with_ca("op-outage-apps", "E2E Outage Root")
         .await
         .unwrap();
-    let root = name("root");
-    let role = name("web");
-    let _g = [
-        DeleteOnDrop::new::<IssuerRole>(None, &role),
-        DeleteOnDrop::new::<PkiMount>(None, &root),
-    ];
+    let (root, role) = (ca.root.clone(), ca.role.clone());
     let mounts: Api<PkiMount> = Api::all(env.client.clone());
-    mounts
-        .create(&pp, &env.root_mount(&root, "E2E Outage Root"))
-        .await
-        .unwrap();
-    Api::<IssuerRole>::all(env.client.clone())
-        .create(&pp, &env.role(&role, &root, "example.com", &[apps.name()]))
-        .await
-        .unwrap();
     let requests: Api<CertificateRequest> = Api::namespaced(env.client.clone(), apps.name());
-    requests
-        .create(
-            &pp,
-            &env.request(
-                apps.name(),
-                "before",
-                &role,
-                "before-tls",
-                &["before.example.com"],
-            ),
-        )
+    env.create_request(apps.name(), "before", &role, &["before.example.com"])
         .await
         .unwrap();
     let before = wait_for(&requests, "before", LONG, "Ready", |cr| {
-        ready(cr.status.as_ref().map(|s| &s.conditions))
+        is_ready(cr.status.as_ref().map(|s| &s.conditions))
     })
     .await
     .unwrap()
@@ -101,17 +68,7 @@ async fn the_operator_rides_out_an_api_server_outage_and_catches_up() {
     wait_leading(&operator, false, OUTAGE).await;
     eprintln!("stopped leading {:?} into the outage", cut_at.elapsed());
     // Asked for while the operator cannot see it.
-    requests
-        .create(
-            &pp,
-            &env.request(
-                apps.name(),
-                "during",
-                &role,
-                "during-tls",
-                &["during.example.com"],
-            ),
-        )
+    env.create_request(apps.name(), "during", &role, &["during.example.com"])
         .await
         .unwrap();
     tokio::time::sleep(OUTAGE.saturating_sub(cut_at.elapsed())).await;
@@ -129,7 +86,7 @@ async fn the_operator_rides_out_an_api_server_outage_and_catches_up() {
     proxy.restore();
     let restored_at = Instant::now();
     let during = wait_for(&requests, "during", LONG, "Ready", |cr| {
-        ready(cr.status.as_ref().map(|s| &s.conditions))
+        is_ready(cr.status.as_ref().map(|s| &s.conditions))
     })
     .await
     .unwrap_or_else(|e| panic!("{e}; log:\n{}", operator.log_tail(60)))
@@ -151,12 +108,7 @@ async fn the_operator_rides_out_an_api_server_outage_and_catches_up() {
         key_after.metadata.resource_version,
         key_secret.metadata.resource_version
     );
-    let ca_secrets = env
-        .secrets()
-        .list(&ListParams::default().labels("pki.tlsmint.io/mount"))
-        .await
-        .unwrap()
-        .items;
+    let ca_secrets = env.ca_key_secrets().await.unwrap();
     assert_eq!(ca_secrets.len(), 1, "one key Secret");
 
     // The request from before was not issued again; both Secrets match their status.

@@ -45,6 +45,16 @@ pub struct Hierarchy {
     _guards: Vec<DeleteOnDrop>,
 }
 
+/// A Ready root and a Ready role on it, deleted when dropped.
+#[derive(Debug)]
+pub struct RootWithRole {
+    /// The root PkiMount.
+    pub root: String,
+    /// The IssuerRole on the root.
+    pub role: String,
+    _guards: Vec<DeleteOnDrop>,
+}
+
 /// Whether a status's conditions say `Ready=True`.
 pub fn is_ready(
     conditions: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
@@ -52,6 +62,27 @@ pub fn is_ready(
     conditions
         .and_then(|c| ready_of(c))
         .is_some_and(|(s, _, _)| s == "True")
+}
+
+/// The Events (events.k8s.io) in `namespace` about the object `name` with `reason`.
+pub async fn events_about(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    reason: &str,
+) -> Result<Vec<k8s_openapi::api::events::v1::Event>> {
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), namespace);
+    Ok(events
+        .list(&Default::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+        })
+        .collect())
 }
 
 /// Label that ties test objects to the operator of one [`OperatorEnv`].
@@ -218,9 +249,85 @@ impl OperatorEnv {
         OperatorProcess::start(self, replica).await
     }
 
+    /// The CA key Secrets in the operator namespace (label `pki.tlsmint.io/mount`).
+    pub async fn ca_key_secrets(&self) -> Result<Vec<Secret>> {
+        let list = self
+            .secrets()
+            .list(&kube::api::ListParams::default().labels("pki.tlsmint.io/mount"))
+            .await?;
+        Ok(list.items)
+    }
+
+    /// Creates CertificateRequest `name` in `namespace` for the DNS names `dns` through
+    /// `role`, kept in Secret `<name>-tls`.
+    pub async fn create_request(
+        &self,
+        namespace: &str,
+        name: &str,
+        role: &str,
+        dns: &[&str],
+    ) -> Result<CertificateRequest> {
+        let requests: Api<CertificateRequest> = Api::namespaced(self.client.clone(), namespace);
+        let cr = self.request(namespace, name, role, &format!("{name}-tls"), dns);
+        Ok(requests
+            .create(&kube::api::PostParams::default(), &cr)
+            .await?)
+    }
+
     /// A Secret of the operator namespace.
     pub fn secrets(&self) -> Api<Secret> {
         Api::namespaced(self.client.clone(), self.namespace.name())
+    }
+
+    /// A namespace for requests (`<prefix>-...`) and a Ready root `cn` with a Ready role
+    /// usable from it (see [`Self::root_with_role`]).
+    pub async fn apps_with_ca(
+        &self,
+        prefix: &str,
+        cn: &str,
+    ) -> Result<(crate::TestNamespace, RootWithRole)> {
+        let apps = crate::TestNamespace::create(&self.client, prefix).await?;
+        let ca = self.root_with_role(cn, &[apps.name()]).await?;
+        Ok((apps, ca))
+    }
+
+    /// Creates a root `cn` and a role on it for subdomains of `example.com` usable from
+    /// `namespaces`, and waits until both are Ready.
+    pub async fn root_with_role(&self, cn: &str, namespaces: &[&str]) -> Result<RootWithRole> {
+        use kube::api::PostParams;
+        let mounts: Api<PkiMount> = Api::all(self.client.clone());
+        let roles: Api<IssuerRole> = Api::all(self.client.clone());
+        let (root, role) = (name("root"), name("web"));
+        let guards = vec![
+            DeleteOnDrop::new::<IssuerRole>(None, &role),
+            DeleteOnDrop::new::<PkiMount>(None, &root),
+        ];
+        let pp = PostParams::default();
+        mounts.create(&pp, &self.root_mount(&root, cn)).await?;
+        roles
+            .create(&pp, &self.role(&role, &root, "example.com", namespaces))
+            .await?;
+        crate::wait_for(
+            &mounts,
+            &root,
+            LONG,
+            &format!("PkiMount {root} Ready"),
+            |m| is_ready(m.status.as_ref().map(|s| &s.conditions)),
+        )
+        .await?;
+        crate::wait_for(
+            &roles,
+            &role,
+            LONG,
+            &format!("IssuerRole {role} Ready"),
+            |r| is_ready(r.status.as_ref().map(|s| &s.conditions)),
+        )
+        .await?;
+        Ok(RootWithRole {
+            root,
+            role,
+            _guards: guards,
+        })
     }
 
     /// Creates a root, an intermediate signed by it and a role on the intermediate for
