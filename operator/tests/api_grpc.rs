@@ -228,6 +228,12 @@ async fn malformed_and_forged_csrs_are_invalid_argument() {
         .unwrap_err(),
     );
     assert_eq!(code3, Code::InvalidArgument, "{msg}");
+    // A message over the server's 256 KiB limit is refused before anything is parsed, and
+    // the connection goes on serving.
+    let (code4, msg) = code(c.sign(sign(vec![0x30; 300 * 1024])).await.unwrap_err());
+    assert_eq!(code4, Code::OutOfRange, "{msg}");
+    let (code5, _) = code(c.sign(sign(b"hello".to_vec())).await.unwrap_err());
+    assert_eq!(code5, Code::InvalidArgument);
 }
 
 #[tokio::test]
