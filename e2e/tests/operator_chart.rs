@@ -209,7 +209,7 @@ async fn chart_renders_for_both_modes_and_refuses_latest() {
     assert!(real.contains("kind: Service\n"), "{real}");
     assert!(real.contains("name: r-tlsmint-operator\n"), "{real}");
     assert!(
-        real.contains("r-tlsmint-operator.ns.svc,r-tlsmint-operator.ns.svc.cluster.local"),
+        real.contains("name: TLSMINT_SERVICE_NAME\n              value: \"r-tlsmint-operator\""),
         "{real}"
     );
     assert!(real.contains("value: \"0.0.0.0:8200\""), "{real}");

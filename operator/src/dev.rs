@@ -123,7 +123,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let root_token = args.dev_root_token_id.clone().unwrap_or_else(random_token);
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let listeners = api::bind(&args.api, loopback).await?;
+    let listeners = api::bind(&args.api, loopback)?;
     let (http, grpc) = listeners.addrs();
     let mut key = [0u8; 32];
     rand::rng().fill_bytes(&mut key);

@@ -93,7 +93,7 @@ pub async fn start(
     let names = args
         .serving_names
         .clone()
-        .unwrap_or_else(|| default_serving_names(namespace));
+        .unwrap_or_else(|| default_serving_names(&args.service_name, namespace));
     let ttl = args.serving_cert_ttl.as_std();
     let serving = ServingCert::new();
     serving.issue_from(&ca, &names, ttl)?;
@@ -118,20 +118,20 @@ pub async fn start(
         token_key: token_key(&ca),
         tls: Some(serving),
     };
-    let listeners = super::bind(args, IpAddr::V4(Ipv4Addr::UNSPECIFIED)).await?;
+    let listeners = super::bind(args, IpAddr::V4(Ipv4Addr::UNSPECIFIED))?;
     let args = args.clone();
     let task =
         tokio::spawn(async move { super::serve(listeners, services, &args, shutdown).await });
     Ok(ClusterApi { revocations, task })
 }
 
-/// `tlsmint-operator`, `.<ns>`, `.<ns>.svc`, `.<ns>.svc.cluster.local`, `localhost`, `127.0.0.1`.
-pub fn default_serving_names(namespace: &str) -> Vec<String> {
+/// `<service>`, `.<ns>`, `.<ns>.svc`, `.<ns>.svc.cluster.local`, `localhost`, `127.0.0.1`.
+pub fn default_serving_names(service: &str, namespace: &str) -> Vec<String> {
     vec![
-        "tlsmint-operator".into(),
-        format!("tlsmint-operator.{namespace}"),
-        format!("tlsmint-operator.{namespace}.svc"),
-        format!("tlsmint-operator.{namespace}.svc.cluster.local"),
+        service.to_owned(),
+        format!("{service}.{namespace}"),
+        format!("{service}.{namespace}.svc"),
+        format!("{service}.{namespace}.svc.cluster.local"),
         "localhost".into(),
         "127.0.0.1".into(),
     ]
@@ -305,8 +305,9 @@ mod tests {
 
     #[test]
     fn serving_names_cover_the_service() {
-        let names = default_serving_names("tlsmint-system");
-        assert!(names.contains(&"tlsmint-operator.tlsmint-system.svc".to_owned()));
+        let names = default_serving_names("rel-operator", "tlsmint-system");
+        assert!(names.contains(&"rel-operator.tlsmint-system.svc".to_owned()));
+        assert!(names.contains(&"127.0.0.1".to_owned()));
     }
 
     #[test]

@@ -192,9 +192,7 @@ async fn scenario(client: kube::Client, ns: String) {
     registry.put_role(RoleEntry::from_spec("web", &role));
     let store = Arc::new(ConfigMapStore::new(client.clone(), &ns));
     let args = args();
-    let listeners = super::bind(&args, IpAddr::V4(Ipv4Addr::LOCALHOST))
-        .await
-        .unwrap();
+    let listeners = super::bind(&args, IpAddr::V4(Ipv4Addr::LOCALHOST)).unwrap();
     let (http, grpc) = listeners.addrs();
     let shutdown = CancellationToken::new();
     let services = Services {

@@ -108,8 +108,14 @@ pub struct ApiArgs {
     #[arg(long, env = "TLSMINT_REVOKED_GRACE", default_value = "1h")]
     pub revoked_grace: tlsmint_api::Duration,
 
-    /// DNS names and IPs of the APIs' serving certificate (cluster mode)
-    /// [default: tlsmint-operator[.<ns>[.svc[.cluster.local]]], localhost, 127.0.0.1].
+    /// Name of the Service in front of the APIs; the serving certificate covers
+    /// `<service>`, `<service>.<ns>`, `<service>.<ns>.svc`,
+    /// `<service>.<ns>.svc.cluster.local`, `localhost` and `127.0.0.1` (cluster mode).
+    #[arg(long, env = "TLSMINT_SERVICE_NAME", default_value = "tlsmint-operator")]
+    pub service_name: String,
+
+    /// DNS names and IPs of the APIs' serving certificate, instead of those
+    /// derived from `--service-name` (cluster mode).
     #[arg(long, env = "TLSMINT_SERVING_NAMES", value_delimiter = ',')]
     pub serving_names: Option<Vec<String>>,
 
@@ -253,7 +259,7 @@ impl Listeners {
 }
 
 /// Binds both API ports; flags override `default_ip` with the default ports.
-pub async fn bind(args: &ApiArgs, default_ip: IpAddr) -> Result<Listeners, ServeError> {
+pub fn bind(args: &ApiArgs, default_ip: IpAddr) -> Result<Listeners, ServeError> {
     let http = args
         .http_addr
         .unwrap_or(SocketAddr::new(default_ip, HTTP_PORT));

@@ -81,9 +81,7 @@ async fn grpc_and_https_serve_tls_and_pick_up_a_new_certificate_without_restart(
         .issue_from(&ca, &names, Duration::from_secs(3600))
         .unwrap();
     let args = args();
-    let listeners = super::bind(&args, IpAddr::V4(Ipv4Addr::LOCALHOST))
-        .await
-        .unwrap();
+    let listeners = super::bind(&args, IpAddr::V4(Ipv4Addr::LOCALHOST)).unwrap();
     let (http, grpc) = listeners.addrs();
     let (http, grpc) = (http.unwrap(), grpc.unwrap());
     let shutdown = CancellationToken::new();
