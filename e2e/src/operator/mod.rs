@@ -291,6 +291,27 @@ impl OperatorEnv {
         Ok((apps, ca))
     }
 
+    /// Waits until the PkiMounts `mounts` and the IssuerRole `role` are Ready.
+    async fn wait_ready(&self, mounts: &[&str], role: &str) -> Result<()> {
+        let mount_api: Api<PkiMount> = Api::all(self.client.clone());
+        for m in mounts {
+            crate::wait_for(&mount_api, m, LONG, &format!("PkiMount {m} Ready"), |m| {
+                is_ready(m.status.as_ref().map(|s| &s.conditions))
+            })
+            .await?;
+        }
+        let roles: Api<IssuerRole> = Api::all(self.client.clone());
+        crate::wait_for(
+            &roles,
+            role,
+            LONG,
+            &format!("IssuerRole {role} Ready"),
+            |r| is_ready(r.status.as_ref().map(|s| &s.conditions)),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Creates a root `cn` and a role on it for subdomains of `example.com` usable from
     /// `namespaces`, and waits until both are Ready.
     pub async fn root_with_role(&self, cn: &str, namespaces: &[&str]) -> Result<RootWithRole> {
@@ -307,22 +328,7 @@ impl OperatorEnv {
         roles
             .create(&pp, &self.role(&role, &root, "example.com", namespaces))
             .await?;
-        crate::wait_for(
-            &mounts,
-            &root,
-            LONG,
-            &format!("PkiMount {root} Ready"),
-            |m| is_ready(m.status.as_ref().map(|s| &s.conditions)),
-        )
-        .await?;
-        crate::wait_for(
-            &roles,
-            &role,
-            LONG,
-            &format!("IssuerRole {role} Ready"),
-            |r| is_ready(r.status.as_ref().map(|s| &s.conditions)),
-        )
-        .await?;
+        self.wait_ready(&[&root], &role).await?;
         Ok(RootWithRole {
             root,
             role,
@@ -351,16 +357,7 @@ impl OperatorEnv {
         roles
             .create(&pp, &self.role(&role, &int, "example.com", namespaces))
             .await?;
-        for m in [&root, &int] {
-            crate::wait_for(&mounts, m, LONG, &format!("PkiMount {m} Ready"), |m| {
-                is_ready(m.status.as_ref().map(|s| &s.conditions))
-            })
-            .await?;
-        }
-        crate::wait_for(&roles, &role, LONG, "IssuerRole Ready", |r| {
-            is_ready(r.status.as_ref().map(|s| &s.conditions))
-        })
-        .await?;
+        self.wait_ready(&[&root, &int], &role).await?;
         Ok(Hierarchy {
             root,
             int,
