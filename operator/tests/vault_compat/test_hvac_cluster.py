@@ -13,7 +13,6 @@ import json
 import os
 import pathlib
 import secrets
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -29,6 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
+from conftest import free_port
+
 REPO = pathlib.Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "tlsmint"
 
@@ -36,12 +37,6 @@ pytestmark = pytest.mark.skipif(
     os.environ.get("TLSMINT_HVAC_CLUSTER") != "1",
     reason="needs the local cluster and the image (TLSMINT_HVAC_CLUSTER=1, see run-api-tests)",
 )
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tool(name):
