@@ -12,8 +12,8 @@ use tlsmint_api::v1alpha1::{
     self as api, DistinguishedName, ExtKeyUsage, IssuerRoleSpec, KeyUsage, PkiMountSpec,
 };
 use tlsmint_ca::{
-    CaConfig, CsrKeyRule, KeyAlgorithm, KeySpec, LeafNotAfterBehavior, LeafProfile, Lifetimes,
-    MountOptions, Policy, Role, Subject, Urls,
+    CaConfig, CsrKeyRule, LeafNotAfterBehavior, LeafProfile, Lifetimes, MountOptions, Policy, Role,
+    Subject, Urls,
 };
 
 /// A spec the engine cannot use. Each variant names the field.
@@ -186,24 +186,7 @@ pub fn mount(name: &str, spec: &PkiMountSpec) -> Result<MountSettings, ConvertEr
     })
 }
 
-/// The engine's key type for an API key spec.
-pub fn key_spec(spec: &api::KeySpec) -> Result<KeySpec, tlsmint_ca::Error> {
-    let algorithm = match spec.algorithm {
-        api::KeyAlgorithm::Ecdsa => KeyAlgorithm::Ecdsa,
-        api::KeyAlgorithm::Ed25519 => KeyAlgorithm::Ed25519,
-        api::KeyAlgorithm::Rsa => KeyAlgorithm::Rsa,
-    };
-    KeySpec::from_parts(algorithm, spec.size)
-}
-
-/// The engine's key encoding for an API encoding.
-pub fn key_encoding(encoding: api::KeyEncoding) -> tlsmint_ca::KeyEncoding {
-    match encoding {
-        api::KeyEncoding::Pkcs8 => tlsmint_ca::KeyEncoding::Pkcs8,
-        api::KeyEncoding::Pkcs1 => tlsmint_ca::KeyEncoding::Pkcs1,
-        api::KeyEncoding::Sec1 => tlsmint_ca::KeyEncoding::Sec1,
-    }
-}
+pub use tlsmint_client::keys::{key_encoding, key_spec};
 
 fn subject(dn: &DistinguishedName) -> Subject {
     Subject {
@@ -247,6 +230,7 @@ fn ext_key_usage(role: &str, usage: ExtKeyUsage) -> Result<tlsmint_ca::ExtKeyUsa
 mod tests {
     use super::*;
     use tlsmint_api::v1alpha1::{CaSubject, MountType, RoleSubject};
+    use tlsmint_ca::KeySpec;
 
     fn web_server() -> IssuerRoleSpec {
         let mut spec = IssuerRoleSpec::new("pki-int");

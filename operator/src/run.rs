@@ -16,13 +16,13 @@ use tlsmint_runtime::health::Readiness;
 use tlsmint_runtime::{CancellationToken, shutdown, telemetry};
 
 use crate::controllers::catalog::Catalog;
-use crate::controllers::cpu::CpuPool;
 use crate::controllers::loader::{self, LoaderConfig};
 use crate::controllers::metrics::Metrics;
 use crate::controllers::registry_sink::RegistrySink;
 use crate::controllers::{self, Context};
 use crate::leader::{self, LeaderConfig};
 use crate::registry::Registry as IssuanceRegistry;
+use tlsmint_runtime::cpu::CpuPool;
 
 /// Flags of `tlsmint-operator run`. The cluster is found through the in-cluster service
 /// account, or `KUBECONFIG` / `~/.kube/config` outside a cluster.

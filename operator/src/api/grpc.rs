@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tlsmint_ca::{KeyAlgorithm, KeyEncoding, NameRequest};
+use tlsmint_ca::{KeyEncoding, NameRequest};
 use tlsmint_client::proto::issuer_server::{Issuer, IssuerServer};
 use tlsmint_client::proto::{
     GetCaBundleRequest, GetCaBundleResponse, IssueRequest, IssueResponse, IssuedCertificate, Names,
@@ -87,14 +87,6 @@ fn encoding(text: &str) -> Result<KeyEncoding, Status> {
     }
 }
 
-fn fits(encoding: KeyEncoding, algorithm: KeyAlgorithm) -> bool {
-    match encoding {
-        KeyEncoding::Pkcs8 => true,
-        KeyEncoding::Pkcs1 => algorithm == KeyAlgorithm::Rsa,
-        KeyEncoding::Sec1 => algorithm == KeyAlgorithm::Ecdsa,
-    }
-}
-
 fn certificate(outcome: &Outcome) -> IssuedCertificate {
     let issued = &outcome.issued;
     IssuedCertificate {
@@ -132,7 +124,7 @@ impl Issuer for IssuerService {
         // Refuse before issuing: a certificate whose key cannot be returned is useless.
         if let Some(entry) = self.state.registry.role(&call.role)
             && let RoleStatus::Ready(role) = &entry.status
-            && !fits(key_encoding, role.profile.key.algorithm())
+            && !tlsmint_client::keys::encoding_fits(key_encoding, role.profile.key.algorithm())
         {
             return Err(Status::invalid_argument(format!(
                 "key_encoding {} cannot hold the {} key of role \"{}\" (PKCS1 is RSA only, SEC1 ECDSA only)",

@@ -30,7 +30,6 @@ mod cluster_tests;
 pub mod error;
 pub mod grpc;
 pub mod issue;
-pub mod listen;
 pub mod ratelimit;
 pub mod recent;
 pub mod tls;
@@ -310,7 +309,7 @@ pub async fn serve(
         services
             .tls
             .clone()
-            .map(|cert| listen::tls_acceptor(cert, alpn))
+            .map(|cert| tlsmint_runtime::tls::acceptor(cert, alpn))
             .transpose()
             .map_err(|e| ServeError::Tls {
                 api,
@@ -323,13 +322,13 @@ pub async fn serve(
             reason: e.to_string(),
         }
     };
-    let http_in = listen::accept(
+    let http_in = tlsmint_runtime::listen::accept(
         listeners.http,
         acceptor("HTTP", &[b"h2", b"http/1.1"])?,
         shutdown.clone(),
     )
     .map_err(accept_err("HTTP"))?;
-    let grpc_in = listen::accept(
+    let grpc_in = tlsmint_runtime::listen::accept(
         listeners.grpc,
         acceptor("gRPC", &[b"h2"])?,
         shutdown.clone(),
@@ -360,7 +359,7 @@ pub async fn serve(
     Ok(())
 }
 
-fn http_in_addr(incoming: &listen::Incoming) -> String {
+fn http_in_addr(incoming: &tlsmint_runtime::listen::Incoming) -> String {
     axum::serve::Listener::local_addr(incoming)
         .map(|a| a.to_string())
         .unwrap_or_default()

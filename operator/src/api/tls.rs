@@ -1,7 +1,8 @@
 //! The operator's own serving certificate for the API ports: issued by a
-//! tlsmint CA (the internal mount the operator bootstraps), held in a rustls
-//! certificate resolver and swapped in place when it is renewed, so TLS never
-//! needs a restart.
+//! tlsmint CA (the internal mount the operator bootstraps), held in
+//! [`tlsmint_runtime::tls::CertSwap`] and swapped in place when it is renewed
+//! (at half of its lifetime, by [`tlsmint_client::renewal::renewal_time`]), so
+//! TLS never needs a restart.
 //!
 //! Owns: the current certificate and its renewal at half of its lifetime.
 //! Must not: write the key anywhere (it lives only in memory).
@@ -21,11 +22,14 @@ use tlsmint_ca::{
     CertificateAuthority, Identity, IssueRequest, LeafProfile, Lifetimes, NameRequest, Policy,
     Role, pem,
 };
+use tlsmint_client::renewal;
+use tlsmint_runtime::tls::CertSwap;
 use tokio_util::sync::CancellationToken;
 
 /// The serving certificate, swappable at any time.
 pub struct ServingCert {
-    current: RwLock<Option<Arc<CertifiedKey>>>,
+    current: CertSwap,
+    not_before: RwLock<Option<OffsetDateTime>>,
     not_after: RwLock<Option<OffsetDateTime>>,
 }
 
@@ -49,12 +53,16 @@ pub enum TlsError {
     /// rustls refused the key.
     #[error("loading the API serving key into rustls failed: {0}")]
     Key(String),
+    /// The certificate and key could not be installed.
+    #[error("installing the API serving certificate failed: {0}")]
+    Install(#[from] tlsmint_runtime::tls::TlsError),
 }
 
 impl Default for ServingCert {
     fn default() -> Self {
         ServingCert {
-            current: RwLock::new(None),
+            current: CertSwap::default(),
+            not_before: RwLock::new(None),
             not_after: RwLock::new(None),
         }
     }
@@ -118,13 +126,20 @@ impl ServingCert {
             chain.push(CertificateDer::from(pem::decode_certificate(parent)?));
         }
         let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec()));
-        let signer = rustls::crypto::aws_lc_rs::sign::any_supported_type(&der)
-            .map_err(|e| TlsError::Key(e.to_string()))?;
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) =
-            Some(Arc::new(CertifiedKey::new(chain, signer)));
+        self.current.set_der(chain, &der)?;
+        *self.not_before.write().unwrap_or_else(|e| e.into_inner()) = Some(issued.not_before);
         *self.not_after.write().unwrap_or_else(|e| e.into_inner()) = Some(issued.not_after);
         tracing::info!(x509.serial = %issued.serial, x509.not_after = issued.not_after.unix_timestamp(), "API serving certificate installed");
         Ok(())
+    }
+
+    /// When the current certificate is renewed: at half of its lifetime, with the jitter
+    /// every tlsmint renewal uses (seeded by the start of its validity, so replicas spread).
+    pub fn renewal_time(&self) -> Option<OffsetDateTime> {
+        let not_before = (*self.not_before.read().unwrap_or_else(|e| e.into_inner()))?;
+        let not_after = self.not_after()?;
+        let seed = renewal::seed_of(&not_before.unix_timestamp_nanos().to_le_bytes());
+        Some(renewal::renewal_time(not_before, not_after, 0.5, seed))
     }
 
     /// When the current certificate expires.
@@ -143,12 +158,8 @@ impl ServingCert {
     ) {
         loop {
             let wait = self
-                .not_after()
-                .map(|na| {
-                    let left = (na - OffsetDateTime::now_utc()).max(time::Duration::ZERO);
-                    let half = time::Duration::try_from(ttl / 2).unwrap_or(time::Duration::ZERO);
-                    (left - half).max(time::Duration::ZERO)
-                })
+                .renewal_time()
+                .map(|at| (at - OffsetDateTime::now_utc()).max(time::Duration::ZERO))
                 .map(|d| Duration::try_from(d).unwrap_or_default())
                 .unwrap_or_default();
             tokio::select! {
@@ -171,10 +182,7 @@ impl ServingCert {
 }
 
 impl ResolvesServerCert for ServingCert {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.current.resolve(hello)
     }
 }

@@ -73,14 +73,8 @@ pub enum Error {
         source: serde_json::Error,
     },
     /// Key generation or signing on the blocking pool did not finish.
-    #[error("the blocking task for {what} did not finish: {source}")]
-    Blocking {
-        /// What was running.
-        what: &'static str,
-        /// Why (panicked or cancelled).
-        #[source]
-        source: tokio::task::JoinError,
-    },
+    #[error(transparent)]
+    Blocking(#[from] tlsmint_runtime::cpu::CpuError),
     /// The revocation could not be recorded.
     #[error(transparent)]
     Revocation(#[from] super::revocation_hook::RevocationError),
@@ -96,7 +90,7 @@ impl Error {
             Error::WriteSecret { .. } => "write_secret",
             Error::PatchStatus { .. } => "patch_status",
             Error::EncodeStatus { .. } => "encode_status",
-            Error::Blocking { .. } => "blocking_task",
+            Error::Blocking(_) => "blocking_task",
             Error::Revocation(_) => "record_revocation",
         }
     }

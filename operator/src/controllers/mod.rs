@@ -7,10 +7,8 @@
 //! on every replica. Nothing here serves the issuance API: it reads the [`catalog`].
 
 pub mod apply;
-pub mod backoff;
 pub mod catalog;
 pub mod certificate_request;
-pub mod cpu;
 pub mod error;
 pub mod issuer_role;
 pub mod loader;
@@ -58,7 +56,7 @@ pub struct Context {
     /// Most reconciles of one kind running at once.
     pub concurrency: u16,
     /// Where key generation and signing run.
-    pub cpu: cpu::CpuPool,
+    pub cpu: tlsmint_runtime::cpu::CpuPool,
 }
 
 impl std::fmt::Debug for Context {

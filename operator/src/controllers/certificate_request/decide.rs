@@ -7,8 +7,8 @@
 
 use time::OffsetDateTime;
 
-use super::super::backoff;
 use tlsmint_api::conditions::reason;
+use tlsmint_client::renewal as backoff;
 
 /// The role as this request sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]

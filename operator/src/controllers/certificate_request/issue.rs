@@ -48,7 +48,7 @@ pub struct Request<'a> {
     pub secrets: &'a Api<Secret>,
     pub existing: Option<&'a Secret>,
     pub digest: &'a str,
-    pub cpu: &'a super::super::cpu::CpuPool,
+    pub cpu: &'a tlsmint_runtime::cpu::CpuPool,
 }
 
 /// Issues (or signs the CSR) and writes the Secret.

@@ -26,12 +26,12 @@ use tlsmint_api::v1alpha1::{CertificateRequest, IssuerRole};
 
 use super::Context;
 use super::apply::{self, REQUEST_DIGEST_ANNOTATION, is_controlled_by, text};
-use super::backoff;
 use super::error::{Error, Result};
 use super::revocation_hook::Revocation;
 use super::times;
 use decide::{Current, Decision, Facts, RoleState, SecretState};
 use report::Outcome;
+use tlsmint_client::renewal as backoff;
 
 /// The kind, for metrics and logs.
 pub const KIND: &str = "CertificateRequest";

@@ -14,11 +14,11 @@ use tlsmint_api::v1alpha1::{CertificateRequest, CertificateRequestStatus};
 
 use super::super::Context;
 use super::super::apply;
-use super::super::backoff;
 use super::super::error::Result;
 use super::super::times;
 use super::decide::{Current, Facts, IssueReason, renewal_of};
 use super::issue::Attempt;
+use tlsmint_client::renewal as backoff;
 
 use tlsmint_api::conditions::reason::SECRET_NOT_OWNED;
 

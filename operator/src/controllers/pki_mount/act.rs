@@ -86,7 +86,7 @@ async fn blocking<T: Send + 'static>(
     what: &'static str,
     work: impl FnOnce() -> tlsmint_ca::Result<T> + Send + 'static,
 ) -> Result<tlsmint_ca::Result<T>> {
-    inputs.ctx.cpu.run(what, work).await
+    Ok(inputs.ctx.cpu.run(what, work).await?)
 }
 
 fn key_secret(inputs: &Inputs<'_>, certs: String, key: &PrivateKey) -> Result<Secret, String> {

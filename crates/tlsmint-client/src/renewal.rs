@@ -3,7 +3,10 @@
 //! from a seed such as the serial, so every reconcile computes the same instant and status
 //! stays calm).
 //!
-//! Owns the numbers. It must not sleep or read the clock.
+//! Owns the numbers. It must not sleep or read the clock. Shared by everything that renews a
+//! certificate: the operator's CertificateRequest controller and serving certificates, the
+//! CSI driver and the agent, so that all of them renew at the same instant for the same
+//! certificate.
 
 use std::time::Duration;
 

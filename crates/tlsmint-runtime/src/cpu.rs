@@ -3,13 +3,23 @@
 //! memory (a stack and, with glibc, often a malloc arena): a burst of a thousand requests
 //! must not start hundreds of threads.
 //!
-//! Owns the bound. It must not know what the work is.
+//! Owns the bound. It must not know what the work is. Shared by the operator (controllers
+//! and issuance API) and the CSI driver (keys made on the node).
 
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use super::error::{Error, Result};
+/// A job on the pool did not finish.
+#[derive(Debug, thiserror::Error)]
+#[error("the blocking task for {what} did not finish: {source}")]
+pub struct CpuError {
+    /// What was running (names the job in errors; bounded, for metric labels too).
+    pub what: &'static str,
+    /// Why (it panicked, or the runtime is shutting down).
+    #[source]
+    pub source: tokio::task::JoinError,
+}
 
 /// A bounded runner for blocking work. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -35,13 +45,13 @@ impl CpuPool {
         &self,
         what: &'static str,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T> {
+    ) -> Result<T, CpuError> {
         // The semaphore is never closed, so acquiring cannot fail; without a permit the
         // work still runs, unbounded, rather than not at all.
         let _permit = self.permits.acquire().await.ok();
         tokio::task::spawn_blocking(work)
             .await
-            .map_err(|source| Error::Blocking { what, source })
+            .map_err(|source| CpuError { what, source })
     }
 }
 
@@ -50,7 +60,7 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn runs_at_most_the_bound_at_once() {
         let pool = CpuPool::new(2);
         let running = Arc::new(AtomicUsize::new(0));
@@ -67,8 +77,9 @@ mod tests {
                 .await
             }
         });
-        for result in futures::future::join_all(jobs).await {
-            result.unwrap();
+        let handles: Vec<_> = jobs.map(tokio::spawn).collect();
+        for handle in handles {
+            handle.await.unwrap().unwrap();
         }
         assert!(peak.load(Ordering::SeqCst) <= 2);
     }

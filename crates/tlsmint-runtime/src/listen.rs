@@ -1,7 +1,8 @@
-//! Accepting connections for both API servers: plain TCP, or TLS handshaked
-//! off the accept loop (a slow client cannot stall others) with the
-//! certificate chosen per handshake by [`super::tls::ServingCert`], so a
-//! rotated certificate is used without a restart.
+//! Accepting connections for tlsmint's servers (the operator's two issuance
+//! APIs, the injector's webhook): plain TCP, or TLS handshaked off the accept
+//! loop (a slow client cannot stall others) with the certificate chosen per
+//! handshake by a resolver such as [`crate::tls::CertSwap`], so a rotated
+//! certificate is used without a restart.
 //!
 //! Owns: the accept loop and the connection type. Must not: look at what is
 //! sent over the connections.
@@ -9,7 +10,6 @@
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -175,18 +175,4 @@ impl axum::serve::Listener for Incoming {
     fn local_addr(&self) -> io::Result<Self::Addr> {
         Ok(self.local)
     }
-}
-
-/// A TLS acceptor for `alpn` protocols with the certificate from `resolver`.
-pub fn tls_acceptor(
-    resolver: Arc<dyn rustls::server::ResolvesServerCert>,
-    alpn: &[&[u8]],
-) -> Result<TlsAcceptor, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_cert_resolver(resolver);
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(TlsAcceptor::from(Arc::new(config)))
 }
