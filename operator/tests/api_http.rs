@@ -1,0 +1,192 @@
+//! Component tests of the Vault-compatible HTTP API against a real
+//! `tlsmint-operator dev` on loopback, with a minimal HTTP/1.1 client so
+//! the exact bytes on the wire (headers, bodies) are under test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::Value;
+
+const WEB: &str = "system:serviceaccount:apps:web";
+
+/// An answer: status, lower-cased headers, body.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+}
+
+/// Sends one request with `Connection: close` and reads the whole answer.
+fn send(addr: &str, raw: &[u8]) -> Answer {
+    let mut stream = TcpStream::connect(host(addr)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(raw).unwrap();
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).unwrap();
+    parse(&buf)
+}
+
+/// `host:port` of a banner address such as `http://127.0.0.1:8200`.
+fn host(addr: &str) -> &str {
+    addr.split("://").last().unwrap().trim_end_matches('/')
+}
+
+fn parse(buf: &[u8]) -> Answer {
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = std::str::from_utf8(&buf[..split]).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = buf[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Answer {
+        status: status.parse().unwrap(),
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16)
+                .unwrap();
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+fn post(addr: &str, path: &str, token: &str, body: &str) -> Answer {
+    let raw = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nX-Vault-Token: {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        host(addr),
+        body.len()
+    );
+    send(addr, raw.as_bytes())
+}
+
+fn issue(server: &common::DevServer, body: &Value) -> Answer {
+    post(
+        &server.http,
+        "/v1/pki_int/issue/web",
+        WEB,
+        &body.to_string(),
+    )
+}
+
+fn warnings(answer: &Answer) -> Vec<String> {
+    answer.json()["warnings"]
+        .as_array()
+        .map(|w| w.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[test]
+fn a_huge_ttl_is_clamped_with_a_warning_as_over_grpc() {
+    let server = common::start(&[]);
+    let answer = issue(
+        &server,
+        &serde_json::json!({"common_name": "a.example.com", "ttl": "99999999h"}),
+    );
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let w = warnings(&answer);
+    assert!(w.iter().any(|w| w.contains("clamped to 2h")), "{w:?}");
+    let expiration = answer.json()["data"]["expiration"].as_i64().unwrap();
+    assert!((expiration - now() - 7200).abs() < 10, "{expiration}");
+}
+
+#[test]
+fn not_after_sets_the_expiry() {
+    let server = common::start(&[]);
+    let want = now() + 1800; // not the role's default ttl (1h)
+    let text = time::OffsetDateTime::from_unix_timestamp(want)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let answer = issue(
+        &server,
+        &serde_json::json!({"common_name": "a.example.com", "not_after": text}),
+    );
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(answer.json()["data"]["expiration"].as_i64().unwrap(), want);
+    assert!(warnings(&answer).is_empty());
+}
+
+#[test]
+fn not_after_beyond_max_ttl_is_clamped_and_a_bad_one_refused() {
+    let server = common::start(&[]);
+    let answer = issue(
+        &server,
+        &serde_json::json!({"common_name": "a.example.com", "not_after": "2999-01-01T00:00:00Z"}),
+    );
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert!(
+        warnings(&answer)
+            .iter()
+            .any(|w| w.contains("clamped to 2h")),
+        "{:?}",
+        warnings(&answer)
+    );
+    let answer = issue(
+        &server,
+        &serde_json::json!({"common_name": "a.example.com", "not_after": "next week"}),
+    );
+    assert_eq!(answer.status, 400);
+    assert!(String::from_utf8_lossy(&answer.body).contains("not_after"));
+}
