@@ -190,3 +190,18 @@ fn not_after_beyond_max_ttl_is_clamped_and_a_bad_one_refused() {
     assert_eq!(answer.status, 400);
     assert!(String::from_utf8_lossy(&answer.body).contains("not_after"));
 }
+
+#[test]
+fn a_rate_limited_answer_says_when_to_retry() {
+    let server = common::start(&["--rate-limit", "0.5", "--rate-burst", "1"]);
+    let body = serde_json::json!({"common_name": "a.example.com"});
+    assert_eq!(issue(&server, &body).status, 200);
+    let answer = issue(&server, &body);
+    assert_eq!(answer.status, 429);
+    let secs: u64 = answer
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&secs), "{secs}");
+}
