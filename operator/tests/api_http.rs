@@ -205,3 +205,38 @@ fn a_rate_limited_answer_says_when_to_retry() {
         .unwrap();
     assert!((1..=2).contains(&secs), "{secs}");
 }
+
+fn chunked_post(server: &common::DevServer, chunks: &[Vec<u8>], end: &[u8]) -> Answer {
+    let mut raw = format!(
+        "POST /v1/pki_int/issue/web HTTP/1.1\r\nHost: {}\r\nX-Vault-Token: {WEB}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        host(&server.http)
+    )
+    .into_bytes();
+    for chunk in chunks {
+        raw.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        raw.extend_from_slice(chunk);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(end);
+    send(&server.http, &raw)
+}
+
+#[test]
+fn an_oversized_chunked_body_is_called_too_large() {
+    let server = common::start(&[]);
+    let chunks = vec![vec![b' '; 64 * 1024]; 5];
+    let answer = chunked_post(&server, &chunks, b"0\r\n\r\n");
+    let text = String::from_utf8_lossy(&answer.body).into_owned();
+    assert_eq!(answer.status, 413, "{text}");
+    assert!(text.contains("larger than the 262144-byte limit"), "{text}");
+}
+
+#[test]
+fn a_broken_chunked_body_is_not_called_too_large() {
+    let server = common::start(&[]);
+    let answer = chunked_post(&server, &[b"{}".to_vec()], b"zz\r\n\r\n");
+    let text = String::from_utf8_lossy(&answer.body).into_owned();
+    assert_eq!(answer.status, 400, "{text}");
+    assert!(text.contains("could not be read"), "{text}");
+    assert!(!text.contains("262144"), "{text}");
+}
