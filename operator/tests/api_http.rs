@@ -240,3 +240,82 @@ fn a_broken_chunked_body_is_not_called_too_large() {
     assert!(text.contains("could not be read"), "{text}");
     assert!(!text.contains("262144"), "{text}");
 }
+
+#[test]
+fn dev_mode_refuses_a_non_loopback_address_without_dev_listen_any() {
+    use std::process::{Command, Stdio};
+    let out = Command::new(env!("CARGO_BIN_EXE_tlsmint-operator"))
+        .args([
+            "dev",
+            "--http-addr",
+            "0.0.0.0:0",
+            "--grpc-addr",
+            "127.0.0.1:0",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--dev-listen-any"), "{stderr}");
+    assert!(stderr.contains("0.0.0.0"), "{stderr}");
+}
+
+#[test]
+fn dev_listen_any_prints_a_warning() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tlsmint-operator"))
+        .args(["dev", "--dev-listen-any", "--http-addr", "0.0.0.0:0"])
+        .args(["--grpc-addr", "127.0.0.1:0", "--log-level", "off"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let first = std::io::BufReader::new(stderr)
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        first.contains("WARNING") && first.contains("0.0.0.0"),
+        "{first}"
+    );
+}
+
+fn jwt(claims: &Value) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!(
+        "{}.{}.sig",
+        b64.encode(br#"{"alg":"RS256"}"#),
+        b64.encode(claims.to_string())
+    )
+}
+
+#[test]
+fn dev_mode_refuses_expired_early_and_wrong_audience_jwts() {
+    let server = common::start(&[]);
+    let body = serde_json::json!({"common_name": "a.example.com"}).to_string();
+    let sub = "system:serviceaccount:apps:web";
+    let t = now();
+    let good = serde_json::json!({"sub": sub, "aud": ["tlsmint"], "exp": t + 600});
+    let answer = post(&server.http, "/v1/pki_int/issue/web", &jwt(&good), &body);
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    for claims in [
+        serde_json::json!({"sub": sub, "aud": ["tlsmint"], "exp": t - 3600}),
+        serde_json::json!({"sub": sub, "aud": ["tlsmint"], "exp": t + 7200, "nbf": t + 3600}),
+        serde_json::json!({"sub": sub, "aud": ["vault"], "exp": t + 600}),
+    ] {
+        let answer = post(&server.http, "/v1/pki_int/issue/web", &jwt(&claims), &body);
+        assert_eq!(answer.status, 403, "{claims}");
+    }
+}
