@@ -79,6 +79,13 @@ pub struct DevArgs {
     )]
     pub tls_ca_file: PathBuf,
 
+    /// Allow --http-addr/--grpc-addr to name a non-loopback address. Dev mode
+    /// trusts unsigned tokens and hands out a root token, so anyone who can
+    /// reach the port can issue: without this flag such an address is refused,
+    /// and with it a warning is printed.
+    #[arg(long, env = "TLSMINT_DEV_LISTEN_ANY")]
+    pub dev_listen_any: bool,
+
     /// API flags (addresses default to 127.0.0.1 in dev mode).
     #[command(flatten)]
     pub api: ApiArgs,
@@ -87,6 +94,10 @@ pub struct DevArgs {
 /// Runs dev mode until interrupted.
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     tlsmint_runtime::telemetry::init(&args.log_filter, args.log_format)?;
+    for warning in check_listen(&args.api, args.dev_listen_any)? {
+        eprintln!("WARNING: {warning}");
+        tracing::warn!("{warning}");
+    }
     let (mounts, roles) = match &args.config {
         Some(dir) => load_dir(dir)?,
         None => default_setup(),
@@ -153,6 +164,30 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let shutdown = tlsmint_runtime::shutdown::on_signal();
     api::serve(listeners, services, &args.api, shutdown).await?;
     Ok(())
+}
+
+/// Refuses a non-loopback API address unless `listen_any`; with it, returns
+/// one warning per such address.
+fn check_listen(api: &ApiArgs, listen_any: bool) -> anyhow::Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    for (flag, addr) in [
+        ("--http-addr", api.http_addr),
+        ("--grpc-addr", api.grpc_addr),
+    ] {
+        let Some(addr) = addr.filter(|a| !a.ip().is_loopback()) else {
+            continue;
+        };
+        if !listen_any {
+            anyhow::bail!(
+                "{flag} {addr} is not a loopback address: dev mode accepts unsigned tokens and a root token, \
+                 so it listens only on loopback unless --dev-listen-any is given"
+            );
+        }
+        warnings.push(format!(
+            "dev mode listens on {addr} ({flag}): anyone who can reach it can issue certificates with unsigned tokens"
+        ));
+    }
+    Ok(warnings)
 }
 
 fn random_token() -> String {

@@ -306,3 +306,35 @@ fn base64_decode(text: &str) -> Vec<u8> {
         .decode(text)
         .unwrap()
 }
+
+#[tokio::test]
+async fn resource_exhausted_carries_the_retry_delay() {
+    let server = common::start(&["--rate-limit", "0.5", "--rate-burst", "1"]);
+    let c = client(&server, WEB).await;
+    let sign = || SignRequest {
+        role: "web".into(),
+        csr: common::csr(&["api.example.com"]).into_bytes(),
+        names: None,
+        ttl_seconds: 600,
+    };
+    c.sign(sign()).await.unwrap();
+    let ClientError::Status(status) = c.sign(sign()).await.unwrap_err() else {
+        panic!("expected a status");
+    };
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    assert!(
+        status.message().contains("retry in"),
+        "{}",
+        status.message()
+    );
+    let secs: u64 = status
+        .metadata()
+        .get("retry-after")
+        .expect("retry-after")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&secs), "{secs}");
+    assert!(status.metadata().get("retry-after-ms").is_some());
+}

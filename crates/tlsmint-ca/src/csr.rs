@@ -22,6 +22,33 @@ pub const MAX_CSR_BYTES: usize = 16 * 1024;
 const OID_EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
 const OID_P256: &str = "1.2.840.10045.3.1.7";
 const OID_P384: &str = "1.3.132.0.34";
+const OID_P521: &str = "1.3.132.0.35";
+const OID_ED25519: &str = "1.3.101.112";
+const OID_RSA_PSS: &str = "1.2.840.113549.1.1.10";
+
+/// Signature algorithms a CSR may be signed with, by dotted OID.
+const SIGNATURE_ALGORITHMS: [(&str, &str); 7] = [
+    ("1.2.840.113549.1.1.11", "sha256WithRSAEncryption"),
+    ("1.2.840.113549.1.1.12", "sha384WithRSAEncryption"),
+    ("1.2.840.113549.1.1.13", "sha512WithRSAEncryption"),
+    ("1.2.840.10045.4.3.2", "ecdsa-with-SHA256"),
+    ("1.2.840.10045.4.3.3", "ecdsa-with-SHA384"),
+    ("1.2.840.10045.4.3.4", "ecdsa-with-SHA512"),
+    (OID_ED25519, "Ed25519"),
+];
+
+/// Signature algorithms refused by name, so the answer says what they are.
+const REFUSED_SIGNATURE_ALGORITHMS: [(&str, &str); 5] = [
+    ("1.2.840.113549.1.1.4", "md5WithRSAEncryption"),
+    ("1.2.840.113549.1.1.5", "sha1WithRSAEncryption (SHA-1)"),
+    ("1.2.840.10045.4.1", "ecdsa-with-SHA1 (SHA-1)"),
+    (OID_RSA_PSS, "RSASSA-PSS"),
+    ("1.3.101.113", "Ed448"),
+];
+
+const SUPPORTED_SIGNATURES: &str =
+    "RSA PKCS#1 v1.5 or ECDSA with SHA-256, SHA-384 or SHA-512, or Ed25519";
+const SUPPORTED_KEYS: &str = "RSA 2048, 3072 or 4096 bits, ECDSA P-256 or P-384, or Ed25519";
 
 /// What the engine takes from a CSR.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,10 +86,13 @@ pub fn parse(input: &[u8]) -> Result<ParsedCsr> {
             "trailing bytes after the request".into(),
         ));
     }
+    let info = &csr.certification_request_info;
+    // Key and algorithm first: a valid request with a key or signature
+    // tlsmint does not take is told so, not that its signature is bad.
+    let key = key_spec(&info.subject_pki)?;
+    check_signature_algorithm(&csr.signature_algorithm.algorithm.to_id_string())?;
     csr.verify_signature()
         .map_err(|e| Error::CsrSignature(e.to_string()))?;
-    let info = &csr.certification_request_info;
-    let key = key_spec(&info.subject_pki)?;
     let mut names = NameRequest::default();
     let mut cns = info.subject.iter_common_name();
     if let Some(cn) = cns.next() {
@@ -134,8 +164,28 @@ fn add_general_name(names: &mut NameRequest, name: &GeneralName<'_>) -> Result<(
     Ok(())
 }
 
+fn check_signature_algorithm(oid: &str) -> Result<()> {
+    if SIGNATURE_ALGORITHMS.iter().any(|(o, _)| *o == oid) {
+        return Ok(());
+    }
+    let name = REFUSED_SIGNATURE_ALGORITHMS
+        .iter()
+        .find(|(o, _)| *o == oid)
+        .map_or_else(|| format!("OID {oid}"), |(_, n)| (*n).to_owned());
+    Err(Error::CsrMalformed(format!(
+        "the CSR is signed with {name}, which tlsmint does not accept; sign it with {SUPPORTED_SIGNATURES}"
+    )))
+}
+
 fn key_spec(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<KeySpec> {
-    let unsupported = |what: String| Error::CsrMalformed(format!("unsupported key: {what}"));
+    let unsupported = |what: String| {
+        Error::CsrMalformed(format!(
+            "unsupported key: {what}; tlsmint accepts {SUPPORTED_KEYS}"
+        ))
+    };
+    if spki.algorithm.algorithm.to_id_string() == OID_RSA_PSS {
+        return Err(unsupported("an RSASSA-PSS key (id-RSASSA-PSS)".into()));
+    }
     let parsed = spki
         .parsed()
         .map_err(|e| unsupported(format!("the public key cannot be read ({e})")))?;
@@ -144,8 +194,9 @@ fn key_spec(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<KeySpe
             2048 => Ok(KeySpec::Rsa2048),
             3072 => Ok(KeySpec::Rsa3072),
             4096 => Ok(KeySpec::Rsa4096),
+            bits if bits < 2048 => Err(unsupported(format!("RSA {bits} bits is too small"))),
             bits => Err(unsupported(format!(
-                "RSA {bits} bits (use 2048, 3072 or 4096)"
+                "RSA {bits} bits is not a supported size"
             ))),
         },
         PublicKey::EC(_) => {
@@ -162,12 +213,11 @@ fn key_spec(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<KeySpe
             match curve.as_str() {
                 OID_P256 => Ok(KeySpec::EcdsaP256),
                 OID_P384 => Ok(KeySpec::EcdsaP384),
-                other => Err(unsupported(format!(
-                    "EC curve {other} (use P-256 or P-384)"
-                ))),
+                OID_P521 => Err(unsupported("EC curve P-521".into())),
+                other => Err(unsupported(format!("EC curve {other}"))),
             }
         }
-        PublicKey::Unknown(_) if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" => {
+        PublicKey::Unknown(_) if spki.algorithm.algorithm.to_id_string() == OID_ED25519 => {
             Ok(KeySpec::Ed25519)
         }
         _ => Err(unsupported(format!(

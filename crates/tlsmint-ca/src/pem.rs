@@ -72,8 +72,16 @@ pub fn decode_certificate(text: &str) -> Result<Vec<u8>> {
 }
 
 /// Decodes a CSR (`CERTIFICATE REQUEST` or the older `NEW CERTIFICATE REQUEST`).
+/// Only whitespace may follow the block: a request is one thing, and text
+/// smuggled after it is refused rather than silently dropped.
 pub fn decode_csr(text: &str) -> Result<Vec<u8>> {
     let block = parse_one("CSR", text)?;
+    if !after_last_block(text).trim_ascii().is_empty() {
+        return Err(Error::Pem {
+            what: "CSR",
+            reason: "text follows the END line; only whitespace may follow the PEM block".into(),
+        });
+    }
     match block.tag() {
         CERTIFICATE_REQUEST | "NEW CERTIFICATE REQUEST" => Ok(block.into_contents()),
         other => Err(Error::Pem {
@@ -97,6 +105,19 @@ pub fn decode_private_key(text: &str) -> Result<Zeroizing<Vec<u8>>> {
         });
     }
     Ok(Zeroizing::new(block.into_contents()))
+}
+
+/// What follows the closing dashes of the last `-----END ...-----` line.
+fn after_last_block(text: &str) -> &str {
+    const END: &str = "-----END ";
+    let Some(start) = text.rfind(END) else {
+        return "";
+    };
+    let tail = &text[start + END.len()..];
+    match tail.find("-----") {
+        Some(close) => &tail[close + "-----".len()..],
+        None => tail,
+    }
 }
 
 fn parse_one(what: &'static str, text: &str) -> Result<Pem> {

@@ -14,16 +14,20 @@
 //! - `system:serviceaccount:<namespace>:<name>` typed out, or
 //!   - a ServiceAccount JWT, whose claims are read **without checking the
 //!     signature**: the caller is the namespace and service account it names.
-//!     These callers are checked against `subjects` like real ones.
+//!     Its `exp`, `nbf` and `aud` (must name `tlsmint`) are checked as
+//!     TokenReview would. These callers are checked against `subjects` like
+//!     real ones.
 //!
-//! Dev mode therefore trusts whoever can reach its loopback port; it never
-//! listens elsewhere.
+//! Dev mode therefore trusts whoever can reach its loopback port; it listens
+//! elsewhere only with an explicit `--dev-listen-any`.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use tlsmint_api::csi::TOKEN_AUDIENCE;
 
 /// A future returned by the object-safe async traits of the API.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -151,9 +155,41 @@ impl DevAuthenticator {
                     .into(),
             )
         })?;
+        check_claims(&claims, OffsetDateTime::now_utc().unix_timestamp())?;
         claims_caller(&claims)
             .ok_or_else(|| AuthError::Rejected("the JWT names no ServiceAccount".into()))
     }
+}
+
+/// Clock skew tolerated on `exp` and `nbf`, as the API server allows.
+const CLOCK_SKEW_SECS: i64 = 60;
+
+/// Dev mode's checks of an unsigned JWT: what TokenReview would refuse
+/// apart from the signature. `exp` must be in the future, `nbf` (when
+/// present) not in the future, and `aud` must name [`TOKEN_AUDIENCE`].
+pub fn check_claims(claims: &serde_json::Value, now: i64) -> Result<(), AuthError> {
+    let exp = claims["exp"]
+        .as_i64()
+        .ok_or_else(|| AuthError::Rejected("the JWT has no exp claim".into()))?;
+    if exp + CLOCK_SKEW_SECS <= now {
+        return Err(AuthError::Rejected("the JWT has expired".into()));
+    }
+    if let Some(nbf) = claims["nbf"].as_i64()
+        && nbf - CLOCK_SKEW_SECS > now
+    {
+        return Err(AuthError::Rejected("the JWT is not valid yet (nbf)".into()));
+    }
+    let audiences: Vec<&str> = match &claims["aud"] {
+        serde_json::Value::String(aud) => vec![aud.as_str()],
+        serde_json::Value::Array(auds) => auds.iter().filter_map(|a| a.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    if !audiences.contains(&TOKEN_AUDIENCE) {
+        return Err(AuthError::Rejected(format!(
+            "the JWT is not for audience \"{TOKEN_AUDIENCE}\""
+        )));
+    }
+    Ok(())
 }
 
 impl Authenticator for DevAuthenticator {
@@ -235,12 +271,45 @@ mod tests {
         assert_eq!((named.key(), named.root), ("apps/web".into(), false));
         let token = jwt(serde_json::json!({
             "sub": "system:serviceaccount:apps:api",
+            "aud": ["tlsmint"],
+            "exp": OffsetDateTime::now_utc().unix_timestamp() + 600,
             "kubernetes.io": {"namespace": "apps", "serviceaccount": {"name": "api"},
                               "pod": {"name": "api-0", "uid": "u-1"}}
         }));
         let from_jwt = auth.authenticate(&token).await.unwrap();
         assert_eq!(from_jwt.key(), "apps/api");
         assert_eq!(from_jwt.pod_name.as_deref(), Some("api-0"));
+    }
+
+    #[tokio::test]
+    async fn dev_checks_exp_nbf_and_aud() {
+        let auth = DevAuthenticator::new("root-t", "default", "default");
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let sub = "system:serviceaccount:apps:api";
+        for (claims, says) in [
+            (serde_json::json!({"sub": sub, "aud": "tlsmint"}), "no exp"),
+            (
+                serde_json::json!({"sub": sub, "aud": "tlsmint", "exp": now - 3600}),
+                "expired",
+            ),
+            (
+                serde_json::json!({"sub": sub, "aud": "tlsmint", "exp": now + 7200, "nbf": now + 3600}),
+                "not valid yet",
+            ),
+            (
+                serde_json::json!({"sub": sub, "aud": ["vault"], "exp": now + 600}),
+                "audience",
+            ),
+            (
+                serde_json::json!({"sub": sub, "exp": now + 600}),
+                "audience",
+            ),
+        ] {
+            let err = auth.authenticate(&jwt(claims)).await.unwrap_err();
+            assert!(err.to_string().contains(says), "{err}");
+        }
+        let ok = serde_json::json!({"sub": sub, "aud": "tlsmint", "exp": now + 600, "nbf": now});
+        assert_eq!(auth.authenticate(&jwt(ok)).await.unwrap().key(), "apps/api");
     }
 
     #[tokio::test]

@@ -27,9 +27,10 @@ pub enum ApiError {
     /// The mount or the role is not ready.
     #[error("{0}")]
     FailedPrecondition(String),
-    /// The caller's ServiceAccount is over its rate limit.
+    /// The caller's ServiceAccount is over its rate limit; it may retry after
+    /// the delay (HTTP `Retry-After`, gRPC `retry-after` metadata).
     #[error("{0}")]
-    ResourceExhausted(String),
+    ResourceExhausted(String, std::time::Duration),
     /// A dependency (the API server's TokenReview, the revocation store) is down.
     #[error("{0}")]
     Unavailable(String),
@@ -47,7 +48,7 @@ impl ApiError {
             ApiError::InvalidArgument(_) => "invalid_argument",
             ApiError::NotFound(_) => "not_found",
             ApiError::FailedPrecondition(_) => "failed_precondition",
-            ApiError::ResourceExhausted(_) => "resource_exhausted",
+            ApiError::ResourceExhausted(..) => "resource_exhausted",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -63,7 +64,7 @@ impl ApiError {
             ApiError::InvalidArgument(_) => S::BAD_REQUEST,
             ApiError::NotFound(_) => S::NOT_FOUND,
             ApiError::FailedPrecondition(_) | ApiError::Unavailable(_) => S::SERVICE_UNAVAILABLE,
-            ApiError::ResourceExhausted(_) => S::TOO_MANY_REQUESTS,
+            ApiError::ResourceExhausted(..) => S::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => S::INTERNAL_SERVER_ERROR,
         }
     }
@@ -76,9 +77,20 @@ impl ApiError {
             | ApiError::InvalidArgument(m)
             | ApiError::NotFound(m)
             | ApiError::FailedPrecondition(m)
-            | ApiError::ResourceExhausted(m)
+            | ApiError::ResourceExhausted(m, _)
             | ApiError::Unavailable(m)
             | ApiError::Internal(m) => m,
+        }
+    }
+
+    /// How long a rate-limited caller should wait, in whole seconds rounded
+    /// up (at least 1): the value of `Retry-After`.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ApiError::ResourceExhausted(_, wait) => {
+                Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).map(|s| s.max(1))
+            }
+            _ => None,
         }
     }
 }
@@ -92,11 +104,20 @@ impl From<ApiError> for tonic::Status {
             ApiError::InvalidArgument(_) => Code::InvalidArgument,
             ApiError::NotFound(_) => Code::NotFound,
             ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
-            ApiError::ResourceExhausted(_) => Code::ResourceExhausted,
+            ApiError::ResourceExhausted(..) => Code::ResourceExhausted,
             ApiError::Unavailable(_) => Code::Unavailable,
             ApiError::Internal(_) => Code::Internal,
         };
-        tonic::Status::new(code, err.message())
+        let mut status = tonic::Status::new(code, err.message());
+        if let ApiError::ResourceExhausted(_, wait) = &err {
+            let md = status.metadata_mut();
+            if let Some(secs) = err.retry_after_secs() {
+                md.insert("retry-after", secs.into());
+            }
+            let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1);
+            md.insert("retry-after-ms", ms.into());
+        }
+        status
     }
 }
 
@@ -144,6 +165,8 @@ impl From<tlsmint_ca::Error> for ApiError {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -160,6 +183,19 @@ mod tests {
             tonic::Status::from(fp).code(),
             tonic::Code::FailedPrecondition
         );
+    }
+
+    #[test]
+    fn rate_limited_answers_carry_the_retry_delay() {
+        let err = ApiError::ResourceExhausted("slow down".into(), Duration::from_millis(1500));
+        assert_eq!(err.retry_after_secs(), Some(2));
+        let tiny = ApiError::ResourceExhausted("x".into(), Duration::from_micros(10));
+        assert_eq!(tiny.retry_after_secs(), Some(1));
+        let status = tonic::Status::from(err);
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(status.metadata().get("retry-after").unwrap(), "2");
+        assert_eq!(status.metadata().get("retry-after-ms").unwrap(), "1500");
+        assert_eq!(ApiError::Internal("x".into()).retry_after_secs(), None);
     }
 
     #[test]

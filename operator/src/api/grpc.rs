@@ -72,7 +72,7 @@ fn names(names: Option<Names>) -> NameRequest {
 }
 
 fn ttl(seconds: u64) -> Option<Duration> {
-    (seconds > 0).then(|| Duration::from_secs(seconds))
+    (seconds > 0).then(|| crate::api::vault::params::ttl_from_secs(seconds))
 }
 
 fn encoding(text: &str) -> Result<KeyEncoding, Status> {

@@ -96,11 +96,14 @@ pub async fn run(
 
 async fn run_checked(state: &ApiState, caller: &Caller, call: Call) -> Result<Outcome, ApiError> {
     if let Err(limited) = state.limiter.check(&caller.key(), Instant::now()) {
-        return Err(ApiError::ResourceExhausted(format!(
-            "service account {} is over its rate limit; retry in {} ms",
-            caller.key(),
-            limited.retry_after.as_millis().max(1)
-        )));
+        return Err(ApiError::ResourceExhausted(
+            format!(
+                "service account {} is over its rate limit; retry in {} ms",
+                caller.key(),
+                limited.retry_after.as_millis().max(1)
+            ),
+            limited.retry_after,
+        ));
     }
     let resolved = match &call.mount_path {
         Some(path) => state.registry.resolve_at_path(path, &call.role)?,

@@ -54,8 +54,14 @@ pub fn auth(auth: Value) -> Response {
 }
 
 /// Vault's error body with the status of `err`.
+/// A rate-limited answer carries `Retry-After` (whole seconds).
 pub fn error(err: &ApiError) -> Response {
-    json_response(err.http_status(), json!({ "errors": [err.message()] }))
+    let mut resp = json_response(err.http_status(), json!({ "errors": [err.message()] }));
+    if let Some(secs) = err.retry_after_secs() {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    resp
 }
 
 /// Any JSON body.

@@ -71,6 +71,19 @@ fn rejected(status: http::StatusCode, what: &str, reason: &str) -> Response {
     )
 }
 
+/// Says what happened to a body that could not be read: over the limit
+/// (413, whether announced by Content-Length or found while reading chunks),
+/// or broken on the wire (bad chunk framing, connection closed early).
+fn body_rejected(e: &BytesRejection) -> Response {
+    let status = e.status();
+    let reason = if status == http::StatusCode::PAYLOAD_TOO_LARGE {
+        format!("the body is larger than the {MAX_BODY_BYTES}-byte limit; reading stopped there")
+    } else {
+        format!("the body could not be read ({})", e.body_text())
+    };
+    rejected(status, "request body", &reason)
+}
+
 async fn dispatch(
     State(state): State<Arc<ApiState>>,
     method: Method,
@@ -84,10 +97,7 @@ async fn dispatch(
     };
     let body = match body {
         Ok(body) => body,
-        Err(e) => {
-            let reason = format!("{} (at most {MAX_BODY_BYTES} bytes)", e.body_text());
-            return rejected(e.status(), "request body", &reason);
-        }
+        Err(e) => return body_rejected(&e),
     };
     let path = rest.trim_matches('/');
     let write = method == Method::POST || method == Method::PUT;

@@ -7,6 +7,8 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::api::error::ApiError;
 
@@ -85,22 +87,71 @@ impl Params {
             ))
         })
     }
+
+    /// The requested lifetime: `ttl`, or `not_after` (an absolute RFC 3339
+    /// expiry, as Vault takes it) turned into the TTL that ends then, so the
+    /// role's and mount's maxTTL and the CA's notAfter apply to it exactly as
+    /// to a `ttl` (clamped with a warning, or refused). Both at once, an
+    /// unreadable date, or a date not in the future are refused.
+    pub fn lifetime(&self, now: OffsetDateTime) -> Result<Option<Duration>, ApiError> {
+        let ttl = self.ttl("ttl")?;
+        let Some(text) = self.string("not_after")? else {
+            return Ok(ttl);
+        };
+        if ttl.is_some() {
+            return Err(ApiError::InvalidArgument(
+                "either ttl or not_after may be given, not both".into(),
+            ));
+        }
+        let not_after = OffsetDateTime::parse(text.trim(), &Rfc3339).map_err(|_| {
+            ApiError::InvalidArgument(format!(
+                "not_after {:?} is not a date: use UTC RFC 3339, such as 2030-01-31T23:59:59Z",
+                clip(&text)
+            ))
+        })?;
+        let left = not_after - now;
+        if !left.is_positive() {
+            return Err(ApiError::InvalidArgument(format!(
+                "not_after {:?} is not in the future",
+                clip(&text)
+            )));
+        }
+        Ok(Some(
+            Duration::try_from(left).unwrap_or(tlsmint_api::Duration::MAX.as_std()),
+        ))
+    }
 }
 
 /// Vault's TTL notation: whole seconds, or a Go duration that may also use `d` (days).
+///
+/// A well-formed value too large to represent saturates at
+/// [`tlsmint_api::Duration::MAX`] (about 292 years) instead of being refused:
+/// the CA then clamps it to maxTTL with a warning, as it does any TTL above
+/// the maximum, and as the gRPC API does with its `ttl_seconds`.
 pub fn parse_ttl(text: &str) -> Option<Duration> {
     let text = text.trim();
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    let max = tlsmint_api::Duration::MAX.as_std();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(text.parse::<u64>().map_or(max, ttl_from_secs));
     }
     if let Some(days) = text.strip_suffix('d')
-        && let Ok(days) = days.parse::<u64>()
+        && !days.is_empty()
+        && days.bytes().all(|b| b.is_ascii_digit())
     {
-        return days.checked_mul(86_400).map(Duration::from_secs);
+        let secs = days.parse::<u64>().ok().and_then(|d| d.checked_mul(86_400));
+        return Some(secs.map_or(max, ttl_from_secs));
     }
-    text.parse::<tlsmint_api::Duration>()
-        .ok()
-        .map(|d| d.as_std())
+    match text.parse::<tlsmint_api::Duration>() {
+        Ok(d) => Some(d.as_std()),
+        Err(tlsmint_api::DurationError::Overflow { .. }) => Some(max),
+        Err(_) => None,
+    }
+}
+
+/// A TTL of whole seconds, saturating at [`tlsmint_api::Duration::MAX`]: the
+/// one conversion both APIs use (gRPC's `ttl_seconds`, Vault's `ttl`).
+pub fn ttl_from_secs(secs: u64) -> Duration {
+    Duration::from_secs(secs).min(tlsmint_api::Duration::MAX.as_std())
 }
 
 /// A value shortened for an error message.
@@ -121,6 +172,43 @@ mod tests {
         assert_eq!(parse_ttl("2d"), Some(Duration::from_secs(172_800)));
         assert_eq!(parse_ttl("soon"), None);
         assert_eq!(parse_ttl("-5s"), None);
+        assert_eq!(parse_ttl(""), None);
+        assert_eq!(parse_ttl("d"), None);
+    }
+
+    #[test]
+    fn not_after_becomes_the_ttl_that_ends_then() {
+        let now = OffsetDateTime::parse("2030-01-01T00:00:00Z", &Rfc3339).unwrap();
+        let p = Params::parse(br#"{"not_after":"2030-01-01T02:00:00Z"}"#).unwrap();
+        assert_eq!(p.lifetime(now).unwrap(), Some(Duration::from_secs(7200)));
+        let p = Params::parse(br#"{"ttl":"1h"}"#).unwrap();
+        assert_eq!(p.lifetime(now).unwrap(), Some(Duration::from_secs(3600)));
+        assert_eq!(Params::default().lifetime(now).unwrap(), None);
+        for (body, says) in [
+            (
+                &br#"{"not_after":"2029-12-31T00:00:00Z"}"#[..],
+                "not in the future",
+            ),
+            (br#"{"not_after":"tomorrow"}"#, "is not a date"),
+            (
+                br#"{"not_after":"2030-01-02T00:00:00Z","ttl":"1h"}"#,
+                "not both",
+            ),
+        ] {
+            let err = Params::parse(body).unwrap().lifetime(now).unwrap_err();
+            assert!(err.message().contains(says), "{}", err.message());
+        }
+    }
+
+    #[test]
+    fn huge_ttls_saturate_instead_of_being_refused() {
+        let max = tlsmint_api::Duration::MAX.as_std();
+        assert_eq!(parse_ttl("99999999h"), Some(max));
+        assert_eq!(parse_ttl("99999999999999999999999"), Some(max));
+        assert_eq!(parse_ttl("999999999999999d"), Some(max));
+        assert_eq!(ttl_from_secs(u64::MAX), max);
+        let p = Params::parse(br#"{"ttl":"99999999h"}"#).unwrap();
+        assert_eq!(p.ttl("ttl").unwrap(), Some(max));
     }
 
     #[test]

@@ -116,7 +116,7 @@ pub async fn issue(
                 ip_addresses: params.list("ip_sans")?,
                 uris: params.list("uri_sans")?,
             },
-            ttl: params.ttl("ttl")?,
+            ttl: params.lifetime(OffsetDateTime::now_utc())?,
             kind,
         };
         let outcome = issue::run(state, Channel::Vault, &caller, call).await?;
