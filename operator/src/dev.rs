@@ -123,6 +123,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     for role in &roles {
         let name = role.metadata.name.clone().unwrap_or_default();
         let entry = RoleEntry::from_spec(&name, &role.spec);
+        let ready = matches!(entry.status, crate::registry::RoleStatus::Ready(_));
         role_lines.push(match &entry.status {
             crate::registry::RoleStatus::Ready(_) => {
                 format!("role {name} on mount {}", entry.mount)
@@ -130,6 +131,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             crate::registry::RoleStatus::Invalid(why) => format!("role {name} (invalid: {why})"),
         });
         registry.put_role(entry);
+        // A valid role on a missing or not-ready mount cannot issue: say so.
+        if ready
+            && let Err(why) = registry.resolve(&name)
+            && let Some(line) = role_lines.last_mut()
+        {
+            line.push_str(&format!(" (not ready: {why})"));
+        }
     }
 
     let root_token = args.dev_root_token_id.clone().unwrap_or_else(random_token);
@@ -293,6 +301,31 @@ struct TypeMeta {
     kind: String,
 }
 
+/// Deserializes one object, refusing any field the type does not know (a
+/// typo such as `allowedDomain` would otherwise give a role that allows
+/// nothing). The CRD types stay lenient, as the API server's pruning is their
+/// schema; only this loader is strict. Fields under a flattened struct (the
+/// subject's distinguished-name fields) are not seen by this check.
+fn strict<T: serde::de::DeserializeOwned>(value: serde_yaml_ng::Value) -> anyhow::Result<T> {
+    let name = value["metadata"]["name"]
+        .as_str()
+        .unwrap_or("<unnamed>")
+        .to_owned();
+    let mut unknown = Vec::new();
+    let parsed: T = serde_ignored::deserialize(value, |path| {
+        let path = path.to_string();
+        // The type meta is read by the loader, not the object's type.
+        if path != "apiVersion" && path != "kind" {
+            unknown.push(path);
+        }
+    })
+    .with_context(|| format!("object {name:?}"))?;
+    if !unknown.is_empty() {
+        bail!("object {name:?}: unknown field {}", unknown.join(", "));
+    }
+    Ok(parsed)
+}
+
 /// Reads every `*.yaml`/`*.yml` file of `dir` (sorted), keeping PkiMounts and IssuerRoles.
 fn load_dir(dir: &Path) -> anyhow::Result<(Vec<PkiMount>, Vec<IssuerRole>)> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -319,12 +352,8 @@ fn load_dir(dir: &Path) -> anyhow::Result<(Vec<PkiMount>, Vec<IssuerRole>)> {
                 continue;
             }
             match meta.kind.as_str() {
-                "PkiMount" => {
-                    mounts.push(serde_yaml_ng::from_value::<PkiMount>(value).with_context(at)?)
-                }
-                "IssuerRole" => {
-                    roles.push(serde_yaml_ng::from_value::<IssuerRole>(value).with_context(at)?)
-                }
+                "PkiMount" => mounts.push(strict::<PkiMount>(value).with_context(at)?),
+                "IssuerRole" => roles.push(strict::<IssuerRole>(value).with_context(at)?),
                 other => {
                     tracing::warn!(file = %file.display(), kind = other, "dev mode uses only PkiMount and IssuerRole; skipped")
                 }

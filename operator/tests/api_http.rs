@@ -319,3 +319,88 @@ fn dev_mode_refuses_expired_early_and_wrong_audience_jwts() {
         assert_eq!(answer.status, 403, "{claims}");
     }
 }
+
+fn config_dir(name: &str, yaml: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tlsmint-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("roles.yaml"), yaml).unwrap();
+    dir
+}
+
+#[test]
+fn config_with_an_unknown_field_is_refused_naming_file_object_and_field() {
+    let dir = config_dir(
+        "typo",
+        r#"
+apiVersion: pki.tlsmint.io/v1alpha1
+kind: PkiMount
+metadata: {name: root}
+spec: {type: Root, subject: {commonName: Root}}
+---
+apiVersion: pki.tlsmint.io/v1alpha1
+kind: IssuerRole
+metadata: {name: web}
+spec:
+  mountRef: {name: root}
+  subjects: [{namespace: apps, serviceAccount: web}]
+  allowedDomain: [example.com]
+"#,
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tlsmint-operator"))
+        .arg("dev")
+        .arg("--config")
+        .arg(&dir)
+        .args(["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for part in ["roles.yaml", "\"web\"", "spec.allowedDomain"] {
+        assert!(stderr.contains(part), "{part} not in: {stderr}");
+    }
+}
+
+#[test]
+fn config_lists_a_role_on_a_missing_mount_as_not_ready() {
+    use std::io::BufRead;
+    let dir = config_dir(
+        "orphan",
+        r#"
+apiVersion: pki.tlsmint.io/v1alpha1
+kind: PkiMount
+metadata: {name: root}
+spec: {type: Root, subject: {commonName: Root}}
+---
+apiVersion: pki.tlsmint.io/v1alpha1
+kind: IssuerRole
+metadata: {name: orphan}
+spec:
+  mountRef: {name: nowhere}
+  subjects: [{namespace: apps, serviceAccount: web}]
+  allowAnyName: true
+"#,
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tlsmint-operator"))
+        .arg("dev")
+        .arg("--config")
+        .arg(&dir)
+        .args(["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"])
+        .args(["--log-level", "off"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = std::io::BufReader::new(stdout)
+        .lines()
+        .map(Result::unwrap)
+        .find(|l| l.contains("role orphan") || l.starts_with("Root Token"))
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        line.contains("not ready") && line.contains("nowhere"),
+        "{line}"
+    );
+}
