@@ -12,7 +12,7 @@
 //! ```text
 //! registry.put_mount(MountEntry { name, path, status, crl_expiry }) -> Result<(), PathConflict>
 //!     MountStatus::Ready(Arc<CertificateAuthority>)  once the CA is loaded/generated
-//!     MountStatus::NotReady(reason)                  e.g. "KeyMissing: ..." (answers FailedPrecondition)
+//!     MountStatus::NotReady(NotReady { reason, message })  e.g. KeyMissing (answers FailedPrecondition)
 //! registry.remove_mount(name)
 //! registry.put_role(RoleEntry::from_spec(name, &spec))   // compiles the spec; an invalid
 //!                                                         // spec is kept as Invalid(reason)
@@ -51,8 +51,38 @@ pub struct MountEntry {
 pub enum MountStatus {
     /// The CA is loaded and checked.
     Ready(Arc<CertificateAuthority>),
-    /// The mount cannot sign; the text says why (shown to callers).
-    NotReady(String),
+    /// The mount cannot sign; the reason says why (shown to callers).
+    NotReady(NotReady),
+}
+
+/// Why a mount cannot sign: a `conditions::reason` value (e.g. `KeyMissing`) and a
+/// message for people, kept apart until they are shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotReady {
+    /// A `conditions::reason` value.
+    pub reason: String,
+    /// For people.
+    pub message: String,
+}
+
+impl NotReady {
+    /// A reason and its message.
+    pub fn new(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        NotReady {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.message.is_empty() {
+            f.write_str(&self.reason)
+        } else {
+            write!(f, "{}: {}", self.reason, self.message)
+        }
+    }
 }
 
 impl MountEntry {
@@ -150,7 +180,7 @@ pub enum LookupError {
         /// The mount.
         mount: String,
         /// Why.
-        reason: String,
+        reason: NotReady,
     },
 }
 

@@ -60,7 +60,7 @@ fn not_ready_mount_and_invalid_role_say_why() {
     reg.put_mount(mount(
         "ext",
         "ext",
-        MountStatus::NotReady("WaitingForSignedCertificate".into()),
+        MountStatus::NotReady(NotReady::new("WaitingForSignedCertificate", "")),
     ))
     .unwrap();
     reg.put_role(role("web", "ext"));
@@ -84,16 +84,32 @@ fn not_ready_mount_and_invalid_role_say_why() {
 #[test]
 fn path_conflicts_are_refused_and_moves_free_the_old_path() {
     let reg = Registry::new();
-    reg.put_mount(mount("a", "shared", MountStatus::NotReady("x".into())))
-        .unwrap();
+    reg.put_mount(mount(
+        "a",
+        "shared",
+        MountStatus::NotReady(NotReady::new("x", "")),
+    ))
+    .unwrap();
     let err = reg
-        .put_mount(mount("b", "shared", MountStatus::NotReady("x".into())))
+        .put_mount(mount(
+            "b",
+            "shared",
+            MountStatus::NotReady(NotReady::new("x", "")),
+        ))
         .unwrap_err();
     assert_eq!(err.other, "a");
-    reg.put_mount(mount("a", "moved", MountStatus::NotReady("x".into())))
-        .unwrap();
-    reg.put_mount(mount("b", "shared", MountStatus::NotReady("x".into())))
-        .unwrap();
+    reg.put_mount(mount(
+        "a",
+        "moved",
+        MountStatus::NotReady(NotReady::new("x", "")),
+    ))
+    .unwrap();
+    reg.put_mount(mount(
+        "b",
+        "shared",
+        MountStatus::NotReady(NotReady::new("x", "")),
+    ))
+    .unwrap();
     assert_eq!(reg.mount_by_path("moved").unwrap().name, "a");
     reg.remove_mount("a");
     assert!(reg.mount_by_path("moved").is_none());

@@ -50,8 +50,8 @@ pub enum MountGone {
     NotReady {
         /// Its API path.
         path: String,
-        /// Why, for callers (the mount's Ready message when it has one).
-        reason: String,
+        /// Why, for callers (the mount's Ready reason and message when it has them).
+        reason: crate::registry::NotReady,
         /// Its CRL validity.
         crl_expiry: Duration,
     },

@@ -44,7 +44,7 @@ pub type Verdict = (bool, &'static str, String);
 pub fn decide(role: &IssuerRole, compiled: Result<(), String>, mount: &MountFacts) -> Verdict {
     let mount_name = &role.spec.mount_ref.name;
     if let Err(e) = role.spec.validate() {
-        return (false, reason::INVALID_SPEC, e.to_string());
+        return (false, reason::INVALID_SPEC, tlsmint_ca::report(&e));
     }
     if let Err(e) = compiled {
         return (false, reason::INVALID_SPEC, e);
@@ -114,7 +114,7 @@ async fn reconcile_inner(role: &IssuerRole, ctx: &Context) -> Result<Action> {
     };
     let compiled = crate::convert::role(&name, &role.spec)
         .map(|_| ())
-        .map_err(|e| e.to_string());
+        .map_err(|e| tlsmint_ca::report(&e));
     let (ready, reason, message) = decide(role, compiled, &facts);
     tracing::debug!(ready, reason, ?facts, "decided");
 
