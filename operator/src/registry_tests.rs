@@ -2,6 +2,7 @@
 
 use super::*;
 use time::OffsetDateTime;
+use tlsmint_api::v1alpha1::RoleSubject;
 use tlsmint_ca::{CaConfig, KeySpec, Subject};
 
 fn ca(name: &str) -> Arc<CertificateAuthority> {
@@ -121,4 +122,17 @@ fn subjects_are_matched_by_namespace_and_service_account() {
     let entry = role("web", "pki");
     assert!(entry.allows("apps", "frontend"));
     assert!(!entry.allows("other", "frontend"));
+}
+
+#[tokio::test]
+async fn notices_are_sent_only_when_the_state_changes() {
+    use futures::StreamExt;
+    let reg = Registry::new();
+    let mut notices = Box::pin(reg.notices());
+    reg.remove_role("absent");
+    reg.remove_mount("absent");
+    reg.put_role(role("web", "pki"));
+    assert_eq!(notices.next().await, Some(()));
+    let pending = futures::FutureExt::now_or_never(notices.next());
+    assert_eq!(pending, None, "one change, one wake-up");
 }

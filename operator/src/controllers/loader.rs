@@ -1,5 +1,6 @@
-//! The loader: runs on every replica (leader or not) and keeps the [`Catalog`] equal to
-//! what the cluster says. It watches PkiMounts, IssuerRoles and the Secrets of the
+//! The loader: runs on every replica (leader or not) and keeps the [`Registry`] (the one
+//! CA state, which the issuance API and the controllers read) equal to what the cluster
+//! says. It compiles each IssuerRole once, here. It watches PkiMounts, IssuerRoles and the Secrets of the
 //! operator's namespace, and loads a mount's CA only when the mount is Ready, its key
 //! Secret is present and that Secret holds exactly the published certificate with a
 //! matching key. A key Secret that disappears or changes unloads the mount at once, so
@@ -25,8 +26,8 @@ use tlsmint_runtime::health::Check;
 use tlsmint_api::conditions::reason;
 
 use super::apply::text;
-use super::catalog::{Catalog, LoadedMount, LoadedRole, MountGone, RoleGone};
 use crate::registry::NotReady;
+use crate::registry::{MountEntry, MountStatus, Registry, RoleEntry};
 
 /// The watch caches the loader keeps (shared read-only with the controllers).
 #[derive(Clone)]
@@ -63,7 +64,7 @@ pub struct LoaderConfig {
 pub fn start(
     client: Client,
     config: LoaderConfig,
-    catalog: Catalog,
+    registry: Arc<Registry>,
     ready: Check,
     shutdown: CancellationToken,
 ) -> (Caches, tokio::task::JoinHandle<()>) {
@@ -102,7 +103,7 @@ pub fn start(
     let task = tokio::spawn(run(
         caches.clone(),
         config.namespace,
-        catalog,
+        registry,
         changes,
         ready,
         shutdown,
@@ -113,7 +114,7 @@ pub fn start(
 async fn run(
     caches: Caches,
     namespace: String,
-    catalog: Catalog,
+    registry: Arc<Registry>,
     mut changes: futures::stream::SelectAll<
         futures::stream::BoxStream<'static, Result<(), watcher::Error>>,
     >,
@@ -151,7 +152,7 @@ async fn run(
         }
         // Let a burst of watch events land before recomputing.
         while let Some(Some(Ok(()))) = changes.next().now_or_never() {}
-        loaded.refresh(&caches, &namespace, &catalog);
+        loaded.refresh(&caches, &namespace, &registry);
         ready.set(true);
     }
 }
@@ -177,7 +178,7 @@ struct Loaded {
 }
 
 impl Loaded {
-    fn refresh(&mut self, caches: &Caches, namespace: &str, catalog: &Catalog) {
+    fn refresh(&mut self, caches: &Caches, namespace: &str, registry: &Registry) {
         let secrets: BTreeMap<String, Arc<Secret>> = caches
             .secrets
             .state()
@@ -195,11 +196,13 @@ impl Loaded {
             }
             match load_mount(&mount, key_secret.map(|s| s.as_ref())) {
                 Ok(loaded) => {
-                    tracing::info!(mount = %name, x509.serial = %loaded.ca.info().serial.to_colon_hex(), "CA loaded");
-                    catalog.put_mount(Arc::new(loaded));
+                    if let Some(ca) = loaded.ca() {
+                        tracing::info!(mount = %name, x509.serial = %ca.info().serial.to_colon_hex(), "CA loaded");
+                    }
+                    put_mount(registry, loaded);
                 }
                 Err(why) => {
-                    if catalog.mount(&name).is_some() {
+                    if registry.ca(&name).is_some() {
                         tracing::warn!(mount = %name, namespace, error = &why as &dyn std::error::Error, "CA unloaded: issuance under this mount stops");
                     }
                     let ready = mount
@@ -216,11 +219,12 @@ impl Loaded {
                             ),
                         ),
                     };
-                    catalog.remove_mount(
-                        &name,
-                        &MountGone::NotReady {
+                    put_mount(
+                        registry,
+                        MountEntry {
+                            name: name.clone(),
                             path: mount.mount_path().to_owned(),
-                            reason,
+                            status: MountStatus::NotReady(reason),
                             crl_expiry: mount.spec.crl.expiry.as_std(),
                         },
                     );
@@ -230,13 +234,13 @@ impl Loaded {
         }
         for gone in self.mounts.keys().filter(|n| !seen.contains(n)) {
             tracing::info!(mount = %gone, "PkiMount deleted: CA unloaded");
-            catalog.remove_mount(gone, &MountGone::Deleted);
+            registry.remove_mount(gone);
         }
         self.mounts.retain(|name, _| seen.contains(name));
-        self.refresh_roles(caches, catalog);
+        self.refresh_roles(caches, registry);
     }
 
-    fn refresh_roles(&mut self, caches: &Caches, catalog: &Catalog) {
+    fn refresh_roles(&mut self, caches: &Caches, registry: &Registry) {
         let mut seen = Vec::new();
         for role in caches.roles.state() {
             let name = role.name_any();
@@ -249,26 +253,11 @@ impl Loaded {
             if self.roles.get(&name) == Some(&fingerprint) {
                 continue;
             }
-            match crate::convert::role(&name, &role.spec) {
-                Ok(compiled) => catalog.put_role(Arc::new(LoadedRole {
-                    name: name.clone(),
-                    mount: role.spec.mount_ref.name.clone(),
-                    role: Arc::new(compiled),
-                    subjects: role.spec.subjects.clone(),
-                })),
-                Err(e) => catalog.remove_role(
-                    &name,
-                    &RoleGone::Invalid {
-                        mount: role.spec.mount_ref.name.clone(),
-                        subjects: role.spec.subjects.clone(),
-                        reason: tlsmint_ca::report(&e),
-                    },
-                ),
-            }
+            registry.put_role(RoleEntry::from_object(&role));
             self.roles.insert(name, fingerprint);
         }
         for gone in self.roles.keys().filter(|n| !seen.contains(n)) {
-            catalog.remove_role(gone, &RoleGone::Deleted);
+            registry.remove_role(gone);
         }
         self.roles.retain(|name, _| seen.contains(name));
     }
@@ -343,7 +332,7 @@ impl LoadError {
 }
 
 /// Builds the CA of `mount` if it may sign; otherwise says why not.
-fn load_mount(mount: &PkiMount, secret: Option<&Secret>) -> Result<LoadedMount, LoadError> {
+fn load_mount(mount: &PkiMount, secret: Option<&Secret>) -> Result<MountEntry, LoadError> {
     let status = mount.status.as_ref().ok_or(LoadError::NoStatus)?;
     if !conditions::is_ready(&status.conditions) {
         return Err(LoadError::NotReady);
@@ -369,12 +358,20 @@ fn load_mount(mount: &PkiMount, secret: Option<&Secret>) -> Result<LoadedMount, 
         .map_err(LoadError::KeyPair)?
         .with_options(settings.options)
         .map_err(LoadError::Options)?;
-    Ok(LoadedMount {
+    Ok(MountEntry {
         name: mount.name_any(),
         path: mount.mount_path().to_owned(),
-        ca: Arc::new(ca),
+        status: MountStatus::Ready(Arc::new(ca)),
         crl_expiry: mount.spec.crl.expiry.as_std(),
     })
+}
+
+/// Puts a mount; a path another mount already serves is logged and not served.
+fn put_mount(registry: &Registry, entry: MountEntry) {
+    let name = entry.name.clone();
+    if let Err(conflict) = registry.put_mount(entry) {
+        tracing::warn!(mount = %name, error = &conflict as &dyn std::error::Error, "mount not served");
+    }
 }
 
 #[cfg(test)]

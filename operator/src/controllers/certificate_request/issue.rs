@@ -13,15 +13,18 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 use time::OffsetDateTime;
-use tlsmint_api::v1alpha1::{CertificateRequest, IssuerRole, RotationPolicy};
-use tlsmint_ca::{Identity, IssueRequest, Issued, NameRequest, PrivateKey, SignRequest};
+use tlsmint_api::v1alpha1::{CertificateRequest, RotationPolicy};
+use tlsmint_ca::{
+    CertificateAuthority, Identity, IssueRequest, Issued, NameRequest, PrivateKey, Role,
+    SignRequest,
+};
 
 use super::super::apply::{
     self, MANAGED_BY, MANAGED_BY_LABEL, REQUEST_DIGEST_ANNOTATION, REQUEST_LABEL,
     SERIAL_ANNOTATION, text,
 };
-use super::super::catalog::{LoadedMount, LoadedRole};
 use super::super::error::Result;
+use crate::registry::RoleEntry;
 
 /// Annotation on a certificate Secret: warnings from its issuance (e.g. TTL clamped).
 pub const WARNINGS_ANNOTATION: &str = "pki.tlsmint.io/issue-warnings";
@@ -42,9 +45,12 @@ pub enum Attempt {
 /// What an attempt needs.
 pub struct Request<'a> {
     pub cr: &'a CertificateRequest,
-    pub role_object: &'a IssuerRole,
-    pub role: Arc<LoadedRole>,
-    pub mount: Arc<LoadedMount>,
+    /// The role's registry entry (its spec gives the default key).
+    pub role: Arc<RoleEntry>,
+    /// Its compiled form.
+    pub compiled: Arc<Role>,
+    /// The CA of its mount.
+    pub ca: Arc<CertificateAuthority>,
     pub secrets: &'a Api<Secret>,
     pub existing: Option<&'a Secret>,
     pub digest: &'a str,
@@ -66,8 +72,8 @@ pub async fn attempt(req: Request<'_>) -> Result<Attempt> {
         uris: spec.uris.clone(),
     };
     let ttl = spec.ttl.map(|t| t.as_std());
-    let ca = req.mount.ca.clone();
-    let role = req.role.role.clone();
+    let ca = req.ca.clone();
+    let role = req.compiled.clone();
     let signed = match &spec.csr {
         Some(csr) => {
             let sign = SignRequest {
@@ -86,7 +92,7 @@ pub async fn attempt(req: Request<'_>) -> Result<Attempt> {
             if let Err(e) = role.policy.check(&identity, &names) {
                 return Ok(Attempt::Denied(tlsmint_ca::report(&e)));
             }
-            let resolved = spec.private_key.resolve(&req.role_object.spec.key);
+            let resolved = spec.private_key.resolve(&req.role.spec.key);
             if let Err(e) = spec
                 .private_key
                 .encoding

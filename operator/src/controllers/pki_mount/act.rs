@@ -64,7 +64,7 @@ pub async fn act(decision: Decision, inputs: Inputs<'_>) -> Result<Outcome> {
                 .as_ref()
                 .map(|p| p.name.clone())
                 .unwrap_or_default();
-            let Some(parent) = inputs.ctx.catalog.mount(&parent_name) else {
+            let Some(parent) = inputs.ctx.registry.ca(&parent_name) else {
                 return Ok(Outcome::not_ready(
                     reason::PARENT_NOT_READY,
                     format!("waiting for parent PkiMount {parent_name} to be Ready"),
@@ -73,7 +73,7 @@ pub async fn act(decision: Decision, inputs: Inputs<'_>) -> Result<Outcome> {
             let generated = blocking(&inputs, "intermediate CA generation", move || {
                 CertificateAuthority::generate_intermediate(
                     &cfg,
-                    &parent.ca,
+                    &parent,
                     time::OffsetDateTime::now_utc(),
                 )
             })

@@ -144,7 +144,7 @@ fn observe(
     };
     let parent = match &mount.spec.parent_ref {
         None => Parent::Missing,
-        Some(p) if ctx.catalog.mount(&p.name).is_some() => Parent::Ready,
+        Some(p) if ctx.registry.ca(&p.name).is_some() => Parent::Ready,
         Some(p)
             if ctx
                 .caches
