@@ -4,7 +4,7 @@
 //!
 //! Owns: field-by-field mapping and the errors for values the engine cannot
 //! take. Must not: do I/O, generate keys, or decide who may use a role (that
-//! is `IssuerRoleSpec::allows_subject`, applied by the API).
+//! is `IssuerRoleSpec::allows_subject`, applied through `registry::RoleEntry`).
 
 use std::time::Duration;
 

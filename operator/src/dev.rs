@@ -31,8 +31,9 @@ use tlsmint_runtime::cli::LogFormat;
 
 use crate::api::auth::DevAuthenticator;
 use crate::api::{self, ApiArgs, Services};
-use crate::registry::{MountEntry, MountStatus, Registry, RoleEntry};
+use crate::registry::{MountEntry, MountStatus, NotReady, Registry, RoleEntry};
 use crate::revocation::{MemoryStore, Revocations};
+use tlsmint_api::conditions::reason;
 
 /// Flags of `tlsmint-operator dev`.
 #[derive(Debug, clap::Args)]
@@ -372,7 +373,7 @@ fn build_mounts(mounts: &[PkiMount]) -> anyhow::Result<Vec<MountEntry>> {
         .iter()
         .map(|m| (m.metadata.name.clone().unwrap_or_default(), m))
         .collect();
-    let mut cas: HashMap<String, Result<Arc<CertificateAuthority>, String>> = HashMap::new();
+    let mut cas: HashMap<String, Result<Arc<CertificateAuthority>, NotReady>> = HashMap::new();
     let mut out = Vec::new();
     let now = OffsetDateTime::now_utc();
     for name in by_name.keys() {
@@ -383,7 +384,7 @@ fn build_mounts(mounts: &[PkiMount]) -> anyhow::Result<Vec<MountEntry>> {
         let status = match cas.get(name) {
             Some(Ok(ca)) => MountStatus::Ready(ca.clone()),
             Some(Err(why)) => MountStatus::NotReady(why.clone()),
-            None => MountStatus::NotReady("not built".into()),
+            None => MountStatus::NotReady(NotReady::new(reason::PENDING, "not built")),
         };
         out.push(MountEntry {
             name: name.clone(),
@@ -395,10 +396,15 @@ fn build_mounts(mounts: &[PkiMount]) -> anyhow::Result<Vec<MountEntry>> {
     Ok(out)
 }
 
+/// An engine failure while building a dev CA, as a mount reason.
+fn failed(err: tlsmint_ca::Error) -> NotReady {
+    NotReady::new(reason::FAILED, err.report())
+}
+
 fn build_one(
     name: &str,
     all: &HashMap<String, &PkiMount>,
-    cas: &mut HashMap<String, Result<Arc<CertificateAuthority>, String>>,
+    cas: &mut HashMap<String, Result<Arc<CertificateAuthority>, NotReady>>,
     now: OffsetDateTime,
     depth: usize,
 ) {
@@ -406,39 +412,54 @@ fn build_one(
         return;
     }
     let result = (|| {
-        let mount = all
-            .get(name)
-            .ok_or_else(|| format!("PkiMount {name} not found"))?;
-        let settings =
-            crate::convert::mount(name, &mount.spec).map_err(|e| format!("InvalidSpec: {e}"))?;
+        let mount = all.get(name).ok_or_else(|| {
+            NotReady::new(
+                reason::MOUNT_NOT_FOUND,
+                format!("PkiMount {name} not found"),
+            )
+        })?;
+        let settings = crate::convert::mount(name, &mount.spec)
+            .map_err(|e| NotReady::new(reason::INVALID_SPEC, tlsmint_ca::report(&e)))?;
         if mount.spec.import_from.is_some() {
-            return Err(
-                "ImportFailed: dev mode cannot read Secrets; importFrom needs a cluster".into(),
-            );
+            return Err(NotReady::new(
+                reason::IMPORT_FAILED,
+                "dev mode cannot read Secrets; importFrom needs a cluster",
+            ));
         }
         let ca = match (mount.spec.mount_type, &mount.spec.parent_ref) {
             (MountType::Root, _) => CertificateAuthority::generate_root(&settings.ca, now),
             (MountType::Intermediate, Some(parent)) => {
                 if depth > 16 {
-                    return Err("ParentNotReady: parentRef chain is too deep or circular".into());
+                    return Err(NotReady::new(
+                        reason::PARENT_NOT_READY,
+                        "parentRef chain is too deep or circular",
+                    ));
                 }
                 build_one(&parent.name, all, cas, now, depth + 1);
                 let parent_ca = match cas.get(&parent.name) {
                     Some(Ok(ca)) => ca.clone(),
-                    _ => return Err(format!("ParentNotReady: parent {} is not ready", parent.name)),
+                    _ => {
+                        return Err(NotReady::new(
+                            reason::PARENT_NOT_READY,
+                            format!("parent {} is not ready", parent.name),
+                        ));
+                    }
                 };
                 CertificateAuthority::generate_intermediate(&settings.ca, &parent_ca, now)
             }
             (MountType::Intermediate, None) => {
-                let pending = PendingIntermediate::generate(&settings.ca).map_err(|e| e.to_string())?;
-                return Err(format!(
-                    "WaitingForSignedCertificate: the intermediate is signed outside tlsmint; dev mode cannot accept the signed certificate (CSR of {} bytes generated)",
-                    pending.csr_pem().len()
+                let pending = PendingIntermediate::generate(&settings.ca).map_err(failed)?;
+                return Err(NotReady::new(
+                    reason::WAITING_FOR_SIGNED_CERTIFICATE,
+                    format!(
+                        "the intermediate is signed outside tlsmint; dev mode cannot accept the signed certificate (CSR of {} bytes generated)",
+                        pending.csr_pem().len()
+                    ),
                 ));
             }
         }
         .and_then(|ca| ca.with_options(settings.options))
-        .map_err(|e| e.to_string())?;
+        .map_err(failed)?;
         Ok(Arc::new(ca))
     })();
     cas.insert(name.to_owned(), result);
@@ -497,7 +518,9 @@ metadata: {name: ignored}
         let built = build_mounts(&mounts).unwrap();
         let outside = built.iter().find(|m| m.name == "outside").unwrap();
         match &outside.status {
-            MountStatus::NotReady(why) => assert!(why.starts_with("WaitingForSignedCertificate")),
+            MountStatus::NotReady(why) => {
+                assert!(why.to_string().starts_with("WaitingForSignedCertificate"))
+            }
             MountStatus::Ready(_) => panic!("an outside-signed intermediate cannot be ready"),
         }
         std::fs::remove_dir_all(&dir).unwrap();

@@ -1,18 +1,21 @@
-//! The in-memory state the issuance APIs serve from: mounts (by name and by
-//! Vault path), each with its CA or the reason it is not ready, and roles (by
-//! name) with their compiled engine [`Role`] and `subjects`.
+//! The one in-memory CA state of a replica: mounts (by name and by Vault
+//! path), each with its CA or the reason it is not ready, and roles (by name)
+//! with their spec, compiled once into the engine's [`Role`] (or the reason
+//! they do not compile). The loader writes it (dev mode does, once); the
+//! issuance APIs and the controllers read it.
 //!
-//! Owns: lookups and their errors. Must not: talk to Kubernetes, generate
-//! CAs, or check names (the API does that with the engine).
+//! Owns: lookups, their errors, the one subject check ([`RoleEntry::allows`],
+//! by `IssuerRoleSpec`) and the change notices. Must not: talk to Kubernetes,
+//! generate CAs, or check names (the API does that with the engine).
 //!
-//! # Interface for the controllers (and for dev mode)
+//! # Interface for the loader (and for dev mode)
 //!
 //! The registry is shared as `Arc<Registry>`. Writers call, from watch events:
 //!
 //! ```text
 //! registry.put_mount(MountEntry { name, path, status, crl_expiry }) -> Result<(), PathConflict>
 //!     MountStatus::Ready(Arc<CertificateAuthority>)  once the CA is loaded/generated
-//!     MountStatus::NotReady(reason)                  e.g. "KeyMissing: ..." (answers FailedPrecondition)
+//!     MountStatus::NotReady(NotReady { reason, message })  e.g. KeyMissing (answers FailedPrecondition)
 //! registry.remove_mount(name)
 //! registry.put_role(RoleEntry::from_spec(name, &spec))   // compiles the spec; an invalid
 //!                                                         // spec is kept as Invalid(reason)
@@ -23,13 +26,14 @@
 //! role only refers to its mount by name, so mounts and roles may arrive in
 //! any order. Readers never block writers for long: every read clones an
 //! `Arc` under a short lock. [`Registry::changes`] lets background tasks (the
-//! CRL builder) wake up when mounts change.
+//! CRL builder) and the controllers ([`Registry::notices`]) wake up when what
+//! can sign changes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use tlsmint_api::v1alpha1::{IssuerRoleSpec, RoleSubject};
+use tlsmint_api::v1alpha1::{IssuerRole, IssuerRoleSpec};
 use tlsmint_ca::{CertificateAuthority, Role};
 use tokio::sync::watch;
 
@@ -51,8 +55,38 @@ pub struct MountEntry {
 pub enum MountStatus {
     /// The CA is loaded and checked.
     Ready(Arc<CertificateAuthority>),
-    /// The mount cannot sign; the text says why (shown to callers).
-    NotReady(String),
+    /// The mount cannot sign; the reason says why (shown to callers).
+    NotReady(NotReady),
+}
+
+/// Why a mount cannot sign: a `conditions::reason` value (e.g. `KeyMissing`) and a
+/// message for people, kept apart until they are shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotReady {
+    /// A `conditions::reason` value.
+    pub reason: String,
+    /// For people.
+    pub message: String,
+}
+
+impl NotReady {
+    /// A reason and its message.
+    pub fn new(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        NotReady {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.message.is_empty() {
+            f.write_str(&self.reason)
+        } else {
+            write!(f, "{}: {}", self.reason, self.message)
+        }
+    }
 }
 
 impl MountEntry {
@@ -72,8 +106,10 @@ pub struct RoleEntry {
     pub name: String,
     /// The PkiMount it issues through (`spec.mountRef.name`).
     pub mount: String,
-    /// Who may use it (`spec.subjects`).
-    pub subjects: Vec<RoleSubject>,
+    /// The spec it was compiled from (subjects, default key).
+    pub spec: Arc<IssuerRoleSpec>,
+    /// `metadata.generation` of that spec (`None` in dev mode).
+    pub generation: Option<i64>,
     /// The compiled role, or why the spec cannot be used.
     pub status: RoleStatus,
 }
@@ -88,25 +124,47 @@ pub enum RoleStatus {
 }
 
 impl RoleEntry {
-    /// Compiles an `IssuerRole` spec; an invalid one becomes [`RoleStatus::Invalid`].
+    /// Compiles an `IssuerRole` spec (the only place roles are compiled); an invalid one
+    /// becomes [`RoleStatus::Invalid`].
     pub fn from_spec(name: &str, spec: &IssuerRoleSpec) -> Self {
         let status = match crate::convert::role(name, spec) {
             Ok(role) => RoleStatus::Ready(Arc::new(role)),
-            Err(err) => RoleStatus::Invalid(err.to_string()),
+            Err(err) => RoleStatus::Invalid(tlsmint_ca::report(&err)),
         };
         RoleEntry {
             name: name.to_owned(),
             mount: spec.mount_ref.name.clone(),
-            subjects: spec.subjects.clone(),
+            spec: Arc::new(spec.clone()),
+            generation: None,
             status,
+        }
+    }
+
+    /// Compiles an `IssuerRole` object, remembering its generation.
+    pub fn from_object(role: &IssuerRole) -> Self {
+        let name = role.metadata.name.as_deref().unwrap_or_default();
+        RoleEntry {
+            generation: role.metadata.generation,
+            ..Self::from_spec(name, &role.spec)
+        }
+    }
+
+    /// The compiled role, when the spec compiled.
+    pub fn compiled(&self) -> Option<&Arc<Role>> {
+        match &self.status {
+            RoleStatus::Ready(role) => Some(role),
+            RoleStatus::Invalid(_) => None,
         }
     }
 
     /// Whether a caller in `namespace` as `service_account` is one of the subjects.
     pub fn allows(&self, namespace: &str, service_account: &str) -> bool {
-        self.subjects
-            .iter()
-            .any(|s| s.matches(namespace, service_account))
+        self.spec.allows_subject(namespace, service_account)
+    }
+
+    /// Whether a CertificateRequest in `namespace` may use the role.
+    pub fn allows_namespace(&self, namespace: &str) -> bool {
+        self.spec.allows_namespace(namespace)
     }
 }
 
@@ -150,7 +208,7 @@ pub enum LookupError {
         /// The mount.
         mount: String,
         /// Why.
-        reason: String,
+        reason: NotReady,
     },
 }
 
@@ -215,6 +273,21 @@ impl Registry {
         self.changed.send_modify(|v| *v = v.wrapping_add(1));
     }
 
+    /// A stream that yields once after every change of what is stored (a mount or role
+    /// put, replaced or removed), so controllers can re-check what waited for it.
+    pub fn notices(&self) -> impl futures::Stream<Item = ()> + Send + 'static {
+        let rx = self.changed.subscribe();
+        futures::stream::unfold(rx, |mut rx| async move {
+            rx.changed().await.ok()?;
+            Some(((), rx))
+        })
+    }
+
+    /// The CA of mount `name`, when it can sign.
+    pub fn ca(&self, name: &str) -> Option<Arc<CertificateAuthority>> {
+        self.read().mounts.get(name)?.ca().cloned()
+    }
+
     /// Adds or replaces a mount. Fails, changing nothing, when another mount
     /// already serves the same path.
     pub fn put_mount(&self, entry: MountEntry) -> Result<(), PathConflict> {
@@ -244,13 +317,17 @@ impl Registry {
 
     /// Removes a mount (its roles stay, answering "mount not found").
     pub fn remove_mount(&self, name: &str) {
-        {
+        let removed = {
             let mut state = self.write();
-            if let Some(old) = state.mounts.remove(name) {
+            let old = state.mounts.remove(name);
+            if let Some(old) = &old {
                 state.paths.remove(&old.path);
             }
+            old.is_some()
+        };
+        if removed {
+            self.bump();
         }
-        self.bump();
     }
 
     /// Adds or replaces a role.
@@ -258,11 +335,14 @@ impl Registry {
         self.write()
             .roles
             .insert(entry.name.clone(), Arc::new(entry));
+        self.bump();
     }
 
     /// Removes a role.
     pub fn remove_role(&self, name: &str) {
-        self.write().roles.remove(name);
+        if self.write().roles.remove(name).is_some() {
+            self.bump();
+        }
     }
 
     /// A mount by name.
@@ -297,7 +377,7 @@ impl Registry {
             .collect()
     }
 
-    /// Wakes up when mounts are put or removed.
+    /// Wakes up when mounts or roles are put or removed.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
     }

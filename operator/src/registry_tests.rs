@@ -2,6 +2,7 @@
 
 use super::*;
 use time::OffsetDateTime;
+use tlsmint_api::v1alpha1::RoleSubject;
 use tlsmint_ca::{CaConfig, KeySpec, Subject};
 
 fn ca(name: &str) -> Arc<CertificateAuthority> {
@@ -60,7 +61,7 @@ fn not_ready_mount_and_invalid_role_say_why() {
     reg.put_mount(mount(
         "ext",
         "ext",
-        MountStatus::NotReady("WaitingForSignedCertificate".into()),
+        MountStatus::NotReady(NotReady::new("WaitingForSignedCertificate", "")),
     ))
     .unwrap();
     reg.put_role(role("web", "ext"));
@@ -84,16 +85,32 @@ fn not_ready_mount_and_invalid_role_say_why() {
 #[test]
 fn path_conflicts_are_refused_and_moves_free_the_old_path() {
     let reg = Registry::new();
-    reg.put_mount(mount("a", "shared", MountStatus::NotReady("x".into())))
-        .unwrap();
+    reg.put_mount(mount(
+        "a",
+        "shared",
+        MountStatus::NotReady(NotReady::new("x", "")),
+    ))
+    .unwrap();
     let err = reg
-        .put_mount(mount("b", "shared", MountStatus::NotReady("x".into())))
+        .put_mount(mount(
+            "b",
+            "shared",
+            MountStatus::NotReady(NotReady::new("x", "")),
+        ))
         .unwrap_err();
     assert_eq!(err.other, "a");
-    reg.put_mount(mount("a", "moved", MountStatus::NotReady("x".into())))
-        .unwrap();
-    reg.put_mount(mount("b", "shared", MountStatus::NotReady("x".into())))
-        .unwrap();
+    reg.put_mount(mount(
+        "a",
+        "moved",
+        MountStatus::NotReady(NotReady::new("x", "")),
+    ))
+    .unwrap();
+    reg.put_mount(mount(
+        "b",
+        "shared",
+        MountStatus::NotReady(NotReady::new("x", "")),
+    ))
+    .unwrap();
     assert_eq!(reg.mount_by_path("moved").unwrap().name, "a");
     reg.remove_mount("a");
     assert!(reg.mount_by_path("moved").is_none());
@@ -105,4 +122,17 @@ fn subjects_are_matched_by_namespace_and_service_account() {
     let entry = role("web", "pki");
     assert!(entry.allows("apps", "frontend"));
     assert!(!entry.allows("other", "frontend"));
+}
+
+#[tokio::test]
+async fn notices_are_sent_only_when_the_state_changes() {
+    use futures::StreamExt;
+    let reg = Registry::new();
+    let mut notices = Box::pin(reg.notices());
+    reg.remove_role("absent");
+    reg.remove_mount("absent");
+    reg.put_role(role("web", "pki"));
+    assert_eq!(notices.next().await, Some(()));
+    let pending = futures::FutureExt::now_or_never(notices.next());
+    assert_eq!(pending, None, "one change, one wake-up");
 }

@@ -1,6 +1,6 @@
 //! `tlsmint-operator run`: the operator in a cluster. Wires, in order: tracing, the
 //! Kubernetes client, metrics and the admin server (`/metrics`, `/healthz`, `/readyz`), the
-//! loader (every replica: the CA catalog the issuance API serves from), then the
+//! loader (every replica: the one CA state the issuance API and the controllers read), then the
 //! controllers under leader election. Each piece is started by one small function.
 //!
 //! Owns the flags of `run` and the wiring. It must not hold controller logic.
@@ -15,10 +15,8 @@ use tlsmint_runtime::cli::CommonArgs;
 use tlsmint_runtime::health::Readiness;
 use tlsmint_runtime::{CancellationToken, shutdown, telemetry};
 
-use crate::controllers::catalog::Catalog;
 use crate::controllers::loader::{self, LoaderConfig};
 use crate::controllers::metrics::Metrics;
-use crate::controllers::registry_sink::RegistrySink;
 use crate::controllers::{self, Context};
 use crate::leader::{self, LeaderConfig};
 use crate::registry::Registry as IssuanceRegistry;
@@ -117,15 +115,13 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
 
     // The issuance API (issue 5) serves from this registry; the loader keeps it current.
     let registry = Arc::new(IssuanceRegistry::new());
-    let catalog = Catalog::new();
-    catalog.subscribe(Arc::new(RegistrySink(registry.clone())));
     let (caches, loader_task) = loader::start(
         client.clone(),
         LoaderConfig {
             namespace: namespace.clone(),
             label_selector: label_selector.clone(),
         },
-        catalog.clone(),
+        registry.clone(),
         readiness.register("catalog"),
         shutdown.clone(),
     );
@@ -153,7 +149,7 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
         client: client.clone(),
         metrics: metrics.clone(),
         namespace: namespace.clone(),
-        catalog,
+        registry,
         caches,
         revocations: apis.revocations.clone(),
         label_selector,

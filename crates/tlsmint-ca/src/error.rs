@@ -1,7 +1,10 @@
 //! The engine's error type: one variant per failing step, each with a message a
-//! person can act on. Messages never carry key material or tokens.
+//! person can act on, and its one classification ([`Error::class`]) that every
+//! caller maps to its own answer (gRPC code, HTTP status, CertificateRequest
+//! reason). Messages never carry key material or tokens, and never repeat the
+//! text of their `source()`: [`report`] joins the chain for a person to read.
 
-use crate::policy::PolicyError;
+use crate::policy::{self, PolicyError};
 
 /// Everything that can go wrong inside the CA engine.
 #[derive(Debug, thiserror::Error)]
@@ -28,13 +31,22 @@ pub enum Error {
         /// Why not, e.g. `PKCS1 holds only RSA keys`.
         reason: String,
     },
-    /// PEM input could not be decoded.
+    /// PEM input holds the wrong blocks (none, too many, another label).
     #[error("reading {what} PEM failed: {reason}")]
     Pem {
         /// What was expected, e.g. `certificate`.
         what: &'static str,
         /// Why it failed.
         reason: String,
+    },
+    /// PEM input is not PEM at all (bad armour, a body that is not base64).
+    #[error("reading {what} PEM failed")]
+    PemSyntax {
+        /// What was expected, e.g. `CSR`.
+        what: &'static str,
+        /// What the PEM decoder said (it never quotes the input).
+        #[source]
+        source: pem::PemError,
     },
     /// A certificate could not be parsed.
     #[error("parsing the {what} certificate failed: {reason}")]
@@ -150,14 +162,134 @@ pub enum Error {
     },
 }
 
+/// What kind of failure an [`Error`] is: the one classification every caller maps
+/// (exhaustively) to its own answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// The request itself is malformed (CSR, PEM, TTL, name syntax, key choice):
+    /// the caller must change it.
+    InvalidInput,
+    /// The role's policy refuses the request.
+    Denied,
+    /// The role or the mount is configured in a way the engine cannot use.
+    Misconfigured,
+    /// The CA cannot issue now (not yet or no longer valid).
+    NotReady,
+    /// The crypto backend failed; retrying may help.
+    Internal,
+}
+
+impl ErrorClass {
+    /// A bounded label (metrics, logs).
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorClass::InvalidInput => "invalid_input",
+            ErrorClass::Denied => "denied",
+            ErrorClass::Misconfigured => "misconfigured",
+            ErrorClass::NotReady => "not_ready",
+            ErrorClass::Internal => "internal",
+        }
+    }
+}
+
+/// The message of `err` followed by the messages of its sources, joined by `: `,
+/// for a person to read (API answers, condition messages). A source whose text the
+/// previous message already ends with (some libraries repeat their cause) is skipped.
+pub fn report(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        let part = inner.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = inner.source();
+    }
+    text
+}
+
 /// Shorthand for results of the engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The one classification of this error.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::Policy(p) => match p.class() {
+                policy::ErrorClass::InvalidRequest => ErrorClass::InvalidInput,
+                policy::ErrorClass::Denied => ErrorClass::Denied,
+                policy::ErrorClass::RoleInvalid => ErrorClass::Misconfigured,
+            },
+            Error::UnsupportedKey(_)
+            | Error::KeyParse(_)
+            | Error::KeyEncode { .. }
+            | Error::Pem { .. }
+            | Error::PemSyntax { .. }
+            | Error::KeyMismatch { .. }
+            | Error::NotCa { .. }
+            | Error::ChainInvalid { .. }
+            | Error::CsrTooLarge { .. }
+            | Error::CsrMalformed(_)
+            | Error::CsrSignature(_)
+            | Error::CsrRequestsCa
+            | Error::CsrCriticalExtension { .. }
+            | Error::CsrKeyNotAllowed { .. }
+            | Error::InvalidTtl(_)
+            | Error::LeafOutlivesCa { .. } => ErrorClass::InvalidInput,
+            Error::InvalidConfig { .. } => ErrorClass::Misconfigured,
+            Error::CaNotValid { .. } => ErrorClass::NotReady,
+            Error::KeyGeneration { .. }
+            | Error::CertificateParse { .. }
+            | Error::Signing { .. } => ErrorClass::Internal,
+        }
+    }
+
+    /// This error and its sources, for a person to read (see [`report`]).
+    pub fn report(&self) -> String {
+        report(self)
+    }
+
     pub(crate) fn signing(what: &'static str, err: impl std::fmt::Display) -> Self {
         Error::Signing {
             what,
             reason: err.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_whose_body_is_not_base64_is_invalid_input_with_its_cause_once() {
+        let text = "-----BEGIN CERTIFICATE REQUEST-----\n!!!!\n-----END CERTIFICATE REQUEST-----\n";
+        let err = crate::pem::decode_csr(text).unwrap_err();
+        assert_eq!(err.class(), ErrorClass::InvalidInput);
+        assert!(std::error::Error::source(&err).is_some(), "{err:?}");
+        let shown = err.to_string();
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        assert!(!shown.contains(&cause), "{shown}");
+        assert_eq!(err.report(), format!("{shown}: {cause}"));
+        assert_eq!(
+            err.report().matches("Invalid symbol").count(),
+            1,
+            "{}",
+            err.report()
+        );
+    }
+
+    #[test]
+    fn an_expired_ca_is_not_ready_and_a_backend_failure_internal() {
+        let expired = Error::CaNotValid {
+            ca: "x".into(),
+            not_before: "a".into(),
+            not_after: "b".into(),
+        };
+        assert_eq!(expired.class(), ErrorClass::NotReady);
+        assert_eq!(Error::signing("CRL", "boom").class(), ErrorClass::Internal);
+        assert_eq!(Error::CsrRequestsCa.class(), ErrorClass::InvalidInput);
     }
 }

@@ -136,10 +136,7 @@ fn parse_one(what: &'static str, text: &str) -> Result<Pem> {
 }
 
 fn parse_many(what: &'static str, text: &str) -> Result<Vec<Pem>> {
-    pem::parse_many(text).map_err(|e| Error::Pem {
-        what,
-        reason: e.to_string(),
-    })
+    pem::parse_many(text).map_err(|source| Error::PemSyntax { what, source })
 }
 
 #[cfg(test)]

@@ -301,9 +301,13 @@ fn refuses_garbage_and_oversized_csrs_cheaply() {
             )
             .unwrap_err();
         assert!(
-            matches!(err, Error::CsrMalformed(_) | Error::Pem { .. }),
+            matches!(
+                err,
+                Error::CsrMalformed(_) | Error::Pem { .. } | Error::PemSyntax { .. }
+            ),
             "{err}"
         );
+        assert_eq!(err.class(), tlsmint_ca::ErrorClass::InvalidInput, "{err}");
     }
     let big = vec![b'A'; 1024 * 1024];
     let err = root

@@ -5,7 +5,7 @@
 //! Owns: the mapping from engine and lookup errors to codes. Must not: put a
 //! token or key into a message (engine and policy messages never carry them).
 
-use tlsmint_ca::policy::ErrorClass;
+use tlsmint_ca::ErrorClass;
 
 use crate::registry::LookupError;
 
@@ -137,27 +137,12 @@ impl From<LookupError> for ApiError {
 
 impl From<tlsmint_ca::Error> for ApiError {
     fn from(err: tlsmint_ca::Error) -> Self {
-        use tlsmint_ca::Error as E;
-        let text = err.to_string();
-        match err {
-            E::Policy(p) => match p.class() {
-                ErrorClass::InvalidRequest => ApiError::InvalidArgument(text),
-                ErrorClass::Denied => ApiError::PermissionDenied(text),
-                ErrorClass::RoleInvalid => ApiError::FailedPrecondition(text),
-            },
-            E::Pem { .. }
-            | E::CsrTooLarge { .. }
-            | E::CsrMalformed(_)
-            | E::CsrSignature(_)
-            | E::CsrRequestsCa
-            | E::CsrCriticalExtension { .. }
-            | E::CsrKeyNotAllowed { .. }
-            | E::InvalidTtl(_)
-            | E::LeafOutlivesCa { .. }
-            | E::KeyEncode { .. }
-            | E::UnsupportedKey(_) => ApiError::InvalidArgument(text),
-            E::CaNotValid { .. } => ApiError::FailedPrecondition(text),
-            _ => ApiError::Internal(text),
+        let text = err.report();
+        match err.class() {
+            ErrorClass::InvalidInput => ApiError::InvalidArgument(text),
+            ErrorClass::Denied => ApiError::PermissionDenied(text),
+            ErrorClass::Misconfigured | ErrorClass::NotReady => ApiError::FailedPrecondition(text),
+            ErrorClass::Internal => ApiError::Internal(text),
         }
     }
 }
@@ -175,7 +160,7 @@ mod tests {
         assert_eq!(tonic::Status::from(nf).code(), tonic::Code::NotFound);
         let fp: ApiError = LookupError::MountNotReady {
             mount: "x".into(),
-            reason: "KeyMissing".into(),
+            reason: crate::registry::NotReady::new("KeyMissing", "the key Secret is gone"),
         }
         .into();
         assert_eq!(fp.http_status(), http::StatusCode::SERVICE_UNAVAILABLE);
@@ -211,5 +196,42 @@ mod tests {
         .into();
         assert_eq!(denied.label(), "permission_denied");
         assert!(denied.message().contains("evil.com"));
+    }
+
+    #[test]
+    fn every_engine_class_has_its_code_and_status() {
+        use tlsmint_ca::Error as E;
+        let cases = [
+            (E::CsrRequestsCa, tonic::Code::InvalidArgument, 400),
+            (
+                E::CaNotValid {
+                    ca: "c".into(),
+                    not_before: "a".into(),
+                    not_after: "b".into(),
+                },
+                tonic::Code::FailedPrecondition,
+                503,
+            ),
+            (
+                E::Signing {
+                    what: "CRL",
+                    reason: "boom".into(),
+                },
+                tonic::Code::Internal,
+                500,
+            ),
+        ];
+        for (err, code, status) in cases {
+            let api = ApiError::from(err);
+            assert_eq!(api.http_status().as_u16(), status, "{api}");
+            assert_eq!(tonic::Status::from(api).code(), code);
+        }
+        let pem = tlsmint_ca::pem::decode_csr(
+            "-----BEGIN CERTIFICATE REQUEST-----\n!!\n-----END CERTIFICATE REQUEST-----\n",
+        )
+        .unwrap_err();
+        let api = ApiError::from(pem);
+        assert_eq!(api.http_status(), http::StatusCode::BAD_REQUEST);
+        assert!(api.message().contains("Invalid symbol"), "{api}");
     }
 }

@@ -18,7 +18,7 @@ pub enum Error {
         name: String,
     },
     /// Reading a Secret failed.
-    #[error("reading Secret {namespace}/{name} failed: {source}")]
+    #[error("reading Secret {namespace}/{name} failed")]
     GetSecret {
         /// Namespace.
         namespace: String,
@@ -29,7 +29,7 @@ pub enum Error {
         source: kube::Error,
     },
     /// Creating a Secret failed (other than "it already exists").
-    #[error("creating Secret {namespace}/{name} failed: {source}")]
+    #[error("creating Secret {namespace}/{name} failed")]
     CreateSecret {
         /// Namespace.
         namespace: String,
@@ -40,7 +40,7 @@ pub enum Error {
         source: kube::Error,
     },
     /// Updating a Secret (server-side apply or conditional patch) failed.
-    #[error("writing Secret {namespace}/{name} failed: {source}")]
+    #[error("writing Secret {namespace}/{name} failed")]
     WriteSecret {
         /// Namespace.
         namespace: String,
@@ -51,7 +51,7 @@ pub enum Error {
         source: kube::Error,
     },
     /// Writing an object's status failed.
-    #[error("writing the status of {kind} {name} failed: {source}")]
+    #[error("writing the status of {kind} {name} failed")]
     PatchStatus {
         /// Kind of the object.
         kind: &'static str,
@@ -62,7 +62,7 @@ pub enum Error {
         source: kube::Error,
     },
     /// Serializing a status for a patch failed.
-    #[error("encoding the status of {kind} {name} failed: {source}")]
+    #[error("encoding the status of {kind} {name} failed")]
     EncodeStatus {
         /// Kind of the object.
         kind: &'static str,

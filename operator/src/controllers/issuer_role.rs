@@ -3,7 +3,8 @@
 //! only when the role is valid and its mount is Ready.
 //!
 //! observe -> [`decide`] (pure, table-tested) -> report. It must not issue anything, and it
-//! does not feed the catalog: the loader compiles roles on every replica.
+//! does not compile roles: the loader compiles each once (on every replica) and this
+//! controller reports that verdict from the registry.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use super::Context;
 use super::apply;
 use super::error::{Error, Result};
 use super::times;
+use crate::registry::{RoleEntry, RoleStatus};
 
 /// The kind, for metrics and logs.
 pub const KIND: &str = "IssuerRole";
@@ -39,13 +41,10 @@ pub enum MountFacts {
 /// The Ready condition to report: status, reason, message.
 pub type Verdict = (bool, &'static str, String);
 
-/// Decides a role's Ready condition. `compiled` is the result of turning it into the
-/// engine's role (`Err` holds the reason).
+/// Decides a role's Ready condition. `compiled` is the loader's verdict on turning it into
+/// the engine's role, its own `validate()` included (`Err` holds the reason).
 pub fn decide(role: &IssuerRole, compiled: Result<(), String>, mount: &MountFacts) -> Verdict {
     let mount_name = &role.spec.mount_ref.name;
-    if let Err(e) = role.spec.validate() {
-        return (false, reason::INVALID_SPEC, e.to_string());
-    }
     if let Err(e) = compiled {
         return (false, reason::INVALID_SPEC, e);
     }
@@ -108,13 +107,15 @@ async fn reconcile_inner(role: &IssuerRole, ctx: &Context) -> Result<Action> {
     let facts = match mount {
         None => MountFacts::Missing,
         Some(m) => MountFacts::Present {
-            ready: ctx.catalog.mount(mount_name).is_some() && mount_ready(&m),
+            ready: ctx.registry.ca(mount_name).is_some() && mount_ready(&m),
             max_ttl: m.spec.max_ttl,
         },
     };
-    let compiled = crate::convert::role(&name, &role.spec)
-        .map(|_| ())
-        .map_err(|e| e.to_string());
+    let compiled = match ctx.registry.role(&name) {
+        Some(entry) if entry.generation == role.metadata.generation => verdict_of(&entry),
+        // The loader has not compiled this generation yet; its notice wakes us.
+        _ => return Ok(Action::requeue(Duration::from_secs(5))),
+    };
     let (ready, reason, message) = decide(role, compiled, &facts);
     tracing::debug!(ready, reason, ?facts, "decided");
 
@@ -142,12 +143,20 @@ async fn reconcile_inner(role: &IssuerRole, ctx: &Context) -> Result<Action> {
         ctx.publish(role.object_ref(&()), type_, reason, message, "Validate")
             .await;
     }
-    // Watches and catalog changes wake a waiting role; the requeue is only a safety net.
+    // Watches and registry notices wake a waiting role; the requeue is only a safety net.
     Ok(Action::requeue(Duration::from_secs(if ready {
         600
     } else {
         15
     })))
+}
+
+/// The loader's verdict on a role: compiled, or why not.
+fn verdict_of(entry: &RoleEntry) -> Result<(), String> {
+    match &entry.status {
+        RoleStatus::Ready(_) => Ok(()),
+        RoleStatus::Invalid(why) => Err(why.clone()),
+    }
 }
 
 fn mount_ready(mount: &PkiMount) -> bool {
@@ -247,6 +256,8 @@ mod tests {
             ),
         ];
         for (role, compiled, mount, ready, reason) in table {
+            // What the loader would have reported, then what the row adds.
+            let compiled = verdict_of(&RoleEntry::from_object(&role)).and(compiled);
             let (got_ready, got_reason, message) = decide(&role, compiled, &mount);
             assert_eq!((got_ready, got_reason), (ready, reason), "{message}");
         }
@@ -266,7 +277,9 @@ mod tests {
             message,
             "spec.maxTTL (48h) is longer than PkiMount pki's spec.maxTTL (24h)"
         );
-        let (_, _, message) = decide(&role(|s| s.ttl = D::from_hours(48)), Ok(()), &READY);
+        let invalid = role(|s| s.ttl = D::from_hours(48));
+        let compiled = verdict_of(&RoleEntry::from_object(&invalid));
+        let (_, _, message) = decide(&invalid, compiled, &READY);
         assert!(message.contains("spec.ttl (48h)"), "{message}");
     }
 }

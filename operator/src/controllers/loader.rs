@@ -1,5 +1,6 @@
-//! The loader: runs on every replica (leader or not) and keeps the [`Catalog`] equal to
-//! what the cluster says. It watches PkiMounts, IssuerRoles and the Secrets of the
+//! The loader: runs on every replica (leader or not) and keeps the [`Registry`] (the one
+//! CA state, which the issuance API and the controllers read) equal to what the cluster
+//! says. It compiles each IssuerRole once, here. It watches PkiMounts, IssuerRoles and the Secrets of the
 //! operator's namespace, and loads a mount's CA only when the mount is Ready, its key
 //! Secret is present and that Secret holds exactly the published certificate with a
 //! matching key. A key Secret that disappears or changes unloads the mount at once, so
@@ -22,8 +23,11 @@ use tlsmint_ca::CertificateAuthority;
 use tlsmint_runtime::CancellationToken;
 use tlsmint_runtime::health::Check;
 
+use tlsmint_api::conditions::reason;
+
 use super::apply::text;
-use super::catalog::{Catalog, LoadedMount, LoadedRole, MountGone, RoleGone};
+use crate::registry::NotReady;
+use crate::registry::{MountEntry, MountStatus, Registry, RoleEntry};
 
 /// The watch caches the loader keeps (shared read-only with the controllers).
 #[derive(Clone)]
@@ -60,7 +64,7 @@ pub struct LoaderConfig {
 pub fn start(
     client: Client,
     config: LoaderConfig,
-    catalog: Catalog,
+    registry: Arc<Registry>,
     ready: Check,
     shutdown: CancellationToken,
 ) -> (Caches, tokio::task::JoinHandle<()>) {
@@ -99,7 +103,7 @@ pub fn start(
     let task = tokio::spawn(run(
         caches.clone(),
         config.namespace,
-        catalog,
+        registry,
         changes,
         ready,
         shutdown,
@@ -110,7 +114,7 @@ pub fn start(
 async fn run(
     caches: Caches,
     namespace: String,
-    catalog: Catalog,
+    registry: Arc<Registry>,
     mut changes: futures::stream::SelectAll<
         futures::stream::BoxStream<'static, Result<(), watcher::Error>>,
     >,
@@ -148,7 +152,7 @@ async fn run(
         }
         // Let a burst of watch events land before recomputing.
         while let Some(Some(Ok(()))) = changes.next().now_or_never() {}
-        loaded.refresh(&caches, &namespace, &catalog);
+        loaded.refresh(&caches, &namespace, &registry);
         ready.set(true);
     }
 }
@@ -174,7 +178,7 @@ struct Loaded {
 }
 
 impl Loaded {
-    fn refresh(&mut self, caches: &Caches, namespace: &str, catalog: &Catalog) {
+    fn refresh(&mut self, caches: &Caches, namespace: &str, registry: &Registry) {
         let secrets: BTreeMap<String, Arc<Secret>> = caches
             .secrets
             .state()
@@ -192,26 +196,35 @@ impl Loaded {
             }
             match load_mount(&mount, key_secret.map(|s| s.as_ref())) {
                 Ok(loaded) => {
-                    tracing::info!(mount = %name, x509.serial = %loaded.ca.info().serial.to_colon_hex(), "CA loaded");
-                    catalog.put_mount(Arc::new(loaded));
+                    if let Some(ca) = loaded.ca() {
+                        tracing::info!(mount = %name, x509.serial = %ca.info().serial.to_colon_hex(), "CA loaded");
+                    }
+                    put_mount(registry, loaded);
                 }
                 Err(why) => {
-                    if catalog.mount(&name).is_some() {
-                        tracing::warn!(mount = %name, namespace, reason = why, "CA unloaded: issuance under this mount stops");
+                    if registry.ca(&name).is_some() {
+                        tracing::warn!(mount = %name, namespace, error = &why as &dyn std::error::Error, "CA unloaded: issuance under this mount stops");
                     }
                     let ready = mount
                         .status
                         .as_ref()
                         .and_then(|s| conditions::find(&s.conditions, conditions::READY));
                     let reason = match ready {
-                        Some(c) if c.status != "True" => format!("{}: {}", c.reason, c.message),
-                        _ => format!("the CA of PkiMount {name} cannot sign: {why}"),
+                        Some(c) if c.status != "True" => NotReady::new(&c.reason, &c.message),
+                        _ => NotReady::new(
+                            why.reason(),
+                            format!(
+                                "the CA of PkiMount {name} cannot sign: {}",
+                                tlsmint_ca::report(&why)
+                            ),
+                        ),
                     };
-                    catalog.remove_mount(
-                        &name,
-                        &MountGone::NotReady {
+                    put_mount(
+                        registry,
+                        MountEntry {
+                            name: name.clone(),
                             path: mount.mount_path().to_owned(),
-                            reason,
+                            status: MountStatus::NotReady(reason),
                             crl_expiry: mount.spec.crl.expiry.as_std(),
                         },
                     );
@@ -221,13 +234,13 @@ impl Loaded {
         }
         for gone in self.mounts.keys().filter(|n| !seen.contains(n)) {
             tracing::info!(mount = %gone, "PkiMount deleted: CA unloaded");
-            catalog.remove_mount(gone, &MountGone::Deleted);
+            registry.remove_mount(gone);
         }
         self.mounts.retain(|name, _| seen.contains(name));
-        self.refresh_roles(caches, catalog);
+        self.refresh_roles(caches, registry);
     }
 
-    fn refresh_roles(&mut self, caches: &Caches, catalog: &Catalog) {
+    fn refresh_roles(&mut self, caches: &Caches, registry: &Registry) {
         let mut seen = Vec::new();
         for role in caches.roles.state() {
             let name = role.name_any();
@@ -240,26 +253,11 @@ impl Loaded {
             if self.roles.get(&name) == Some(&fingerprint) {
                 continue;
             }
-            match crate::convert::role(&name, &role.spec) {
-                Ok(compiled) => catalog.put_role(Arc::new(LoadedRole {
-                    name: name.clone(),
-                    mount: role.spec.mount_ref.name.clone(),
-                    role: Arc::new(compiled),
-                    subjects: role.spec.subjects.clone(),
-                })),
-                Err(e) => catalog.remove_role(
-                    &name,
-                    &RoleGone::Invalid {
-                        mount: role.spec.mount_ref.name.clone(),
-                        subjects: role.spec.subjects.clone(),
-                        reason: e.to_string(),
-                    },
-                ),
-            }
+            registry.put_role(RoleEntry::from_object(&role));
             self.roles.insert(name, fingerprint);
         }
         for gone in self.roles.keys().filter(|n| !seen.contains(n)) {
-            catalog.remove_role(gone, &RoleGone::Deleted);
+            registry.remove_role(gone);
         }
         self.roles.retain(|name, _| seen.contains(name));
     }
@@ -287,33 +285,175 @@ fn mount_fingerprint(mount: &PkiMount, secret: Option<&Secret>) -> String {
     )
 }
 
-/// Builds the CA of `mount` if it may sign; otherwise says why not (for logs only: the
-/// reason is never shown to users, the mount's status is).
-fn load_mount(mount: &PkiMount, secret: Option<&Secret>) -> Result<LoadedMount, &'static str> {
-    let status = mount.status.as_ref().ok_or("no status")?;
-    if !conditions::is_ready(&status.conditions) {
-        return Err("not Ready");
+/// Why a mount's CA is not loaded (for logs and, when the mount's status has no reason
+/// of its own, for callers). Each variant names the step, with the engine's cause kept as
+/// its `source()`.
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error("the mount has no status yet")]
+    NoStatus,
+    #[error("the mount is not Ready")]
+    NotReady,
+    #[error("the mount's status has no certificate")]
+    NoCertificate,
+    #[error("the key Secret is missing")]
+    SecretMissing,
+    #[error("the key Secret has no {0}")]
+    MissingEntry(&'static str),
+    #[error("the key Secret's tls.crt is unreadable")]
+    HeldUnreadable(#[source] tlsmint_ca::Error),
+    #[error("status.certificate is unreadable")]
+    PublishedUnreadable(#[source] tlsmint_ca::Error),
+    #[error("the key Secret holds another certificate than the published one")]
+    OtherCertificate,
+    #[error("the spec is invalid")]
+    InvalidSpec(#[source] crate::convert::ConvertError),
+    #[error("loading the CA key pair from the key Secret failed")]
+    KeyPair(#[source] tlsmint_ca::Error),
+    #[error("the mount's options are invalid")]
+    Options(#[source] tlsmint_ca::Error),
+}
+
+impl LoadError {
+    /// The `conditions::reason` value callers see when the mount's status has none.
+    fn reason(&self) -> &'static str {
+        match self {
+            LoadError::NoStatus | LoadError::NotReady => reason::PENDING,
+            LoadError::NoCertificate | LoadError::SecretMissing | LoadError::MissingEntry(_) => {
+                reason::KEY_MISSING
+            }
+            LoadError::HeldUnreadable(_)
+            | LoadError::PublishedUnreadable(_)
+            | LoadError::OtherCertificate
+            | LoadError::KeyPair(_) => reason::KEY_MISMATCH,
+            LoadError::InvalidSpec(_) | LoadError::Options(_) => reason::INVALID_SPEC,
+        }
     }
-    let published = status.certificate.as_deref().ok_or("no certificate")?;
-    let secret = secret.ok_or("key Secret missing")?;
-    let key = text(secret, tlsmint_api::TLS_KEY_FILE).ok_or("key Secret has no tls.key")?;
-    let certs = text(secret, tlsmint_api::TLS_CERT_FILE).ok_or("key Secret has no tls.crt")?;
-    let held = tlsmint_ca::pem::decode_certificates(certs).map_err(|_| "tls.crt unreadable")?;
-    let expected = tlsmint_ca::pem::decode_certificate(published)
-        .map_err(|_| "status.certificate unreadable")?;
+}
+
+/// Builds the CA of `mount` if it may sign; otherwise says why not.
+fn load_mount(mount: &PkiMount, secret: Option<&Secret>) -> Result<MountEntry, LoadError> {
+    let status = mount.status.as_ref().ok_or(LoadError::NoStatus)?;
+    if !conditions::is_ready(&status.conditions) {
+        return Err(LoadError::NotReady);
+    }
+    let published = status
+        .certificate
+        .as_deref()
+        .ok_or(LoadError::NoCertificate)?;
+    let secret = secret.ok_or(LoadError::SecretMissing)?;
+    let key = text(secret, tlsmint_api::TLS_KEY_FILE)
+        .ok_or(LoadError::MissingEntry(tlsmint_api::TLS_KEY_FILE))?;
+    let certs = text(secret, tlsmint_api::TLS_CERT_FILE)
+        .ok_or(LoadError::MissingEntry(tlsmint_api::TLS_CERT_FILE))?;
+    let held = tlsmint_ca::pem::decode_certificates(certs).map_err(LoadError::HeldUnreadable)?;
+    let expected =
+        tlsmint_ca::pem::decode_certificate(published).map_err(LoadError::PublishedUnreadable)?;
     if held.first() != Some(&expected) {
-        return Err("key Secret holds another certificate than the published one");
+        return Err(LoadError::OtherCertificate);
     }
     let settings =
-        crate::convert::mount(&mount.name_any(), &mount.spec).map_err(|_| "invalid spec")?;
+        crate::convert::mount(&mount.name_any(), &mount.spec).map_err(LoadError::InvalidSpec)?;
     let ca = CertificateAuthority::from_pem(&mount.name_any(), certs, key)
-        .map_err(|_| "key does not match the certificate")?
+        .map_err(LoadError::KeyPair)?
         .with_options(settings.options)
-        .map_err(|_| "invalid mount options")?;
-    Ok(LoadedMount {
+        .map_err(LoadError::Options)?;
+    Ok(MountEntry {
         name: mount.name_any(),
         path: mount.mount_path().to_owned(),
-        ca: Arc::new(ca),
+        status: MountStatus::Ready(Arc::new(ca)),
         crl_expiry: mount.spec.crl.expiry.as_std(),
     })
+}
+
+/// Puts a mount; a path another mount already serves is logged and not served.
+fn put_mount(registry: &Registry, entry: MountEntry) {
+    let name = entry.name.clone();
+    if let Err(conflict) = registry.put_mount(entry) {
+        tracing::warn!(mount = %name, error = &conflict as &dyn std::error::Error, "mount not served");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+    use tlsmint_api::v1alpha1::{PkiMountSpec, PkiMountStatus};
+
+    fn ready_mount(certificate: &str) -> PkiMount {
+        let mut mount = PkiMount::new(
+            "pki",
+            serde_json::from_value::<PkiMountSpec>(serde_json::json!({
+                "type": "Root",
+                "subject": { "commonName": "Test Root" },
+            }))
+            .unwrap(),
+        );
+        mount.status = Some(PkiMountStatus {
+            certificate: Some(certificate.to_owned()),
+            key_secret_name: Some("pki-ca".into()),
+            conditions: vec![conditions::ready(
+                "Ready",
+                "ok",
+                None,
+                crate::controllers::times::k8s_time(time::OffsetDateTime::now_utc()),
+            )],
+            ..PkiMountStatus::default()
+        });
+        mount
+    }
+
+    fn secret(cert: &str, key: &str) -> Secret {
+        Secret {
+            data: Some(BTreeMap::from([
+                (
+                    tlsmint_api::TLS_CERT_FILE.to_owned(),
+                    ByteString(cert.as_bytes().to_vec()),
+                ),
+                (
+                    tlsmint_api::TLS_KEY_FILE.to_owned(),
+                    ByteString(key.as_bytes().to_vec()),
+                ),
+            ])),
+            ..Secret::default()
+        }
+    }
+
+    /// A key that is not PEM is reported as such, not as "does not match".
+    #[test]
+    fn names_the_real_cause_of_a_key_pair_failure() {
+        let config = tlsmint_ca::CaConfig {
+            name: "pki".into(),
+            subject: tlsmint_ca::Subject::with_common_name("Test Root"),
+            key: tlsmint_ca::KeySpec::EcdsaP256,
+            ttl: std::time::Duration::from_secs(24 * 3600),
+        };
+        let ca =
+            CertificateAuthority::generate_root(&config, time::OffsetDateTime::now_utc()).unwrap();
+        let cert = ca.certificate_pem().to_owned();
+        let mount = ready_mount(&cert);
+        let bad_key = "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n";
+        let err = load_mount(&mount, Some(&secret(&cert, bad_key))).unwrap_err();
+        assert!(matches!(err, LoadError::KeyPair(_)), "{err}");
+        let shown = tlsmint_ca::report(&err);
+        assert!(shown.contains("private key PEM"), "{shown}");
+        assert!(!shown.contains("does not match"), "{shown}");
+
+        let other =
+            CertificateAuthority::generate_root(&config, time::OffsetDateTime::now_utc()).unwrap();
+        let other_key = other
+            .key()
+            .to_pem(tlsmint_ca::KeyEncoding::Pkcs8)
+            .unwrap()
+            .expose()
+            .to_owned();
+        let err = load_mount(&mount, Some(&secret(&cert, &other_key))).unwrap_err();
+        assert!(tlsmint_ca::report(&err).contains("does not match"), "{err}");
+
+        assert!(matches!(
+            load_mount(&mount, None),
+            Err(LoadError::SecretMissing)
+        ));
+    }
 }

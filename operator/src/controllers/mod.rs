@@ -1,20 +1,18 @@
 //! The operator's controllers (PkiMount, IssuerRole, CertificateRequest), the loader that
-//! keeps the in-memory CA catalog on every replica, and what they share: the [`Context`],
+//! keeps the in-memory CA state (`crate::registry`) on every replica, and what they share: the [`Context`],
 //! errors, backoff, metrics and the write helpers.
 //!
 //! Owns the wiring of the kube-runtime controllers and their watches. The controllers run
 //! only on the leader ([`run`] is started and aborted by `crate::leader`); the loader runs
-//! on every replica. Nothing here serves the issuance API: it reads the [`catalog`].
+//! on every replica. Nothing here serves the issuance API: it reads the `crate::registry::Registry`.
 
 pub mod apply;
-pub mod catalog;
 pub mod certificate_request;
 pub mod error;
 pub mod issuer_role;
 pub mod loader;
 pub mod metrics;
 pub mod pki_mount;
-pub mod registry_sink;
 pub mod revocation_hook;
 pub mod times;
 
@@ -30,7 +28,7 @@ use kube::{Api, Client, ResourceExt};
 use tlsmint_api::v1alpha1::{CertificateRequest, IssuerRole, PkiMount};
 use tlsmint_runtime::CancellationToken;
 
-use catalog::Catalog;
+use crate::registry::Registry;
 use loader::Caches;
 use metrics::Metrics;
 use revocation_hook::RevocationSink;
@@ -45,8 +43,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// The operator's namespace (CA key Secrets, the Lease).
     pub namespace: String,
-    /// The CAs and roles that can sign, kept by the loader.
-    pub catalog: Catalog,
+    /// The one CA state (mounts and compiled roles), kept by the loader.
+    pub registry: Arc<Registry>,
     /// The loader's watch caches of mounts, roles and the operator namespace's Secrets.
     pub caches: Caches,
     /// Where revocations are recorded for the CRL.
@@ -63,7 +61,7 @@ impl std::fmt::Debug for Context {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Context")
             .field("namespace", &self.namespace)
-            .field("catalog", &self.catalog)
+            .field("registry", &self.registry)
             .field("label_selector", &self.label_selector)
             .finish_non_exhaustive()
     }
@@ -184,7 +182,7 @@ async fn mount_controller(ctx: &Arc<Context>, stop: CancellationToken) {
             },
         )
         // A parent's CA loaded by the loader (or a key Secret unloaded) wakes the mounts.
-        .reconcile_all_on(ctx.catalog.changes())
+        .reconcile_all_on(ctx.registry.notices())
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(pki_mount::reconcile, pki_mount::error_policy, ctx.clone())
         .for_each(|r| async move { log_result(pki_mount::KIND, r) })
@@ -211,7 +209,7 @@ async fn role_controller(ctx: &Arc<Context>, stop: CancellationToken) {
             },
         )
         // A mount's CA loaded (or unloaded) by the loader changes the roles on it.
-        .reconcile_all_on(ctx.catalog.changes())
+        .reconcile_all_on(ctx.registry.notices())
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(
             issuer_role::reconcile,
@@ -275,7 +273,7 @@ async fn request_controller(ctx: &Arc<Context>, stop: CancellationToken) {
             },
         )
         // Requests waiting for their role or mount go as soon as the loader has it.
-        .reconcile_all_on(ctx.catalog.changes())
+        .reconcile_all_on(ctx.registry.notices())
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(
             certificate_request::reconcile,

@@ -13,15 +13,18 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 use time::OffsetDateTime;
-use tlsmint_api::v1alpha1::{CertificateRequest, IssuerRole, RotationPolicy};
-use tlsmint_ca::{Identity, IssueRequest, Issued, NameRequest, PrivateKey, SignRequest};
+use tlsmint_api::v1alpha1::{CertificateRequest, RotationPolicy};
+use tlsmint_ca::{
+    CertificateAuthority, Identity, IssueRequest, Issued, NameRequest, PrivateKey, Role,
+    SignRequest,
+};
 
 use super::super::apply::{
     self, MANAGED_BY, MANAGED_BY_LABEL, REQUEST_DIGEST_ANNOTATION, REQUEST_LABEL,
     SERIAL_ANNOTATION, text,
 };
-use super::super::catalog::{LoadedMount, LoadedRole};
 use super::super::error::Result;
+use crate::registry::RoleEntry;
 
 /// Annotation on a certificate Secret: warnings from its issuance (e.g. TTL clamped).
 pub const WARNINGS_ANNOTATION: &str = "pki.tlsmint.io/issue-warnings";
@@ -42,9 +45,12 @@ pub enum Attempt {
 /// What an attempt needs.
 pub struct Request<'a> {
     pub cr: &'a CertificateRequest,
-    pub role_object: &'a IssuerRole,
-    pub role: Arc<LoadedRole>,
-    pub mount: Arc<LoadedMount>,
+    /// The role's registry entry (its spec gives the default key).
+    pub role: Arc<RoleEntry>,
+    /// Its compiled form.
+    pub compiled: Arc<Role>,
+    /// The CA of its mount.
+    pub ca: Arc<CertificateAuthority>,
     pub secrets: &'a Api<Secret>,
     pub existing: Option<&'a Secret>,
     pub digest: &'a str,
@@ -66,8 +72,8 @@ pub async fn attempt(req: Request<'_>) -> Result<Attempt> {
         uris: spec.uris.clone(),
     };
     let ttl = spec.ttl.map(|t| t.as_std());
-    let ca = req.mount.ca.clone();
-    let role = req.role.role.clone();
+    let ca = req.ca.clone();
+    let role = req.compiled.clone();
     let signed = match &spec.csr {
         Some(csr) => {
             let sign = SignRequest {
@@ -84,15 +90,15 @@ pub async fn attempt(req: Request<'_>) -> Result<Attempt> {
         None => {
             // Check names before spending a key generation on a request that is refused.
             if let Err(e) = role.policy.check(&identity, &names) {
-                return Ok(Attempt::Denied(e.to_string()));
+                return Ok(Attempt::Denied(tlsmint_ca::report(&e)));
             }
-            let resolved = spec.private_key.resolve(&req.role_object.spec.key);
+            let resolved = spec.private_key.resolve(&req.role.spec.key);
             if let Err(e) = spec
                 .private_key
                 .encoding
                 .validate("spec.privateKey.encoding", resolved.algorithm)
             {
-                return Ok(Attempt::Denied(e.to_string()));
+                return Ok(Attempt::Denied(tlsmint_ca::report(&e)));
             }
             let key_spec = match crate::convert::key_spec(&resolved) {
                 Ok(k) => k,
@@ -120,7 +126,7 @@ pub async fn attempt(req: Request<'_>) -> Result<Attempt> {
     };
     let issued = match signed {
         Ok(issued) => issued,
-        Err(e) => return Ok(classify(e)),
+        Err(e) => return Ok(classify(&e)),
     };
     let secret = match certificate_secret(&req, &namespace, &issued) {
         Ok(secret) => secret,
@@ -135,32 +141,15 @@ pub async fn attempt(req: Request<'_>) -> Result<Attempt> {
     Ok(Attempt::Issued(Box::new(issued)))
 }
 
-/// Sorts an engine error into "retrying will not help" and "may work next time".
-fn classify(error: tlsmint_ca::Error) -> Attempt {
-    use tlsmint_ca::Error as E;
-    let message = error.to_string();
-    match error {
-        E::Policy(_)
-        | E::CsrTooLarge { .. }
-        | E::CsrMalformed(_)
-        | E::CsrSignature(_)
-        | E::CsrRequestsCa
-        | E::CsrCriticalExtension { .. }
-        | E::CsrKeyNotAllowed { .. }
-        | E::InvalidTtl(_)
-        | E::LeafOutlivesCa { .. }
-        | E::UnsupportedKey(_)
-        | E::InvalidConfig { .. } => Attempt::Denied(message),
-        E::CaNotValid { .. } => Attempt::MountNotReady(message),
-        E::KeyGeneration { .. }
-        | E::KeyParse(_)
-        | E::KeyEncode { .. }
-        | E::Pem { .. }
-        | E::CertificateParse { .. }
-        | E::KeyMismatch { .. }
-        | E::NotCa { .. }
-        | E::ChainInvalid { .. }
-        | E::Signing { .. } => Attempt::Failed(message),
+/// Sorts an engine error into "retrying will not help" (the request or the role must
+/// change), "the CA cannot sign now" and "may work next time", by its one class.
+fn classify(error: &tlsmint_ca::Error) -> Attempt {
+    use tlsmint_ca::ErrorClass as C;
+    let message = error.report();
+    match error.class() {
+        C::InvalidInput | C::Denied | C::Misconfigured => Attempt::Denied(message),
+        C::NotReady => Attempt::MountNotReady(message),
+        C::Internal => Attempt::Failed(message),
     }
 }
 
@@ -175,7 +164,7 @@ fn certificate_secret(
     let key = match (&issued.private_key, spec.csr.is_some()) {
         (Some(key), false) => key
             .to_pem(crate::convert::key_encoding(spec.private_key.encoding))
-            .map_err(|e| e.to_string())?
+            .map_err(|e| tlsmint_ca::report(&e))?
             .expose()
             .to_owned(),
         // Signed CSRs: the key stays with the requester. `tls.key` must exist in a
@@ -208,4 +197,43 @@ fn certificate_secret(
             (tlsmint_api::CA_CERT_FILE.to_owned(), root),
         ]),
     ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// Seen on the cluster: PEM armour around a body that is not base64 was retried as a
+    /// transient failure forever; it is as final as garbage DER.
+    #[test]
+    fn denies_a_csr_whose_pem_body_is_not_base64() {
+        let csr = "-----BEGIN CERTIFICATE REQUEST-----\n!!!!not base64!!!!\n-----END CERTIFICATE REQUEST-----\n";
+        let err = tlsmint_ca::pem::decode_csr(csr).unwrap_err();
+        match classify(&err) {
+            Attempt::Denied(message) => {
+                assert!(message.contains("CSR PEM"), "{message}");
+                assert_eq!(message.matches("Invalid symbol").count(), 1, "{message}");
+            }
+            other => panic!("expected Denied, got {other:?}"),
+        }
+        let garbage = tlsmint_ca::pem::encode(tlsmint_ca::pem::CERTIFICATE_REQUEST, b"garbage");
+        let ca = tlsmint_ca::Error::CsrMalformed(garbage);
+        assert!(matches!(classify(&ca), Attempt::Denied(_)));
+    }
+
+    #[test]
+    fn an_expired_ca_waits_and_a_backend_failure_retries() {
+        let expired = tlsmint_ca::Error::CaNotValid {
+            ca: "c".into(),
+            not_before: "a".into(),
+            not_after: "b".into(),
+        };
+        assert!(matches!(classify(&expired), Attempt::MountNotReady(_)));
+        let backend = tlsmint_ca::Error::KeyGeneration {
+            algorithm: "RSA 2048".into(),
+            reason: "entropy".into(),
+        };
+        assert!(matches!(classify(&backend), Attempt::Failed(_)));
+    }
 }

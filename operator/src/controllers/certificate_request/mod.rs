@@ -22,13 +22,14 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 use time::OffsetDateTime;
 use tlsmint_api::conditions::reason;
-use tlsmint_api::v1alpha1::{CertificateRequest, IssuerRole};
+use tlsmint_api::v1alpha1::CertificateRequest;
 
 use super::Context;
 use super::apply::{self, REQUEST_DIGEST_ANNOTATION, is_controlled_by, text};
 use super::error::{Error, Result};
 use super::revocation_hook::Revocation;
 use super::times;
+use crate::registry::RoleEntry;
 use decide::{Current, Decision, Facts, RoleState, SecretState};
 use report::Outcome;
 use tlsmint_client::renewal as backoff;
@@ -60,25 +61,12 @@ async fn reconcile_inner(cr: &CertificateRequest, ctx: &Context) -> Result<Actio
     })?;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let secret = apply::get_secret(&secrets, &namespace, &cr.spec.secret_name).await?;
-    let role_object = ctx
-        .caches
-        .roles
-        .state()
-        .into_iter()
-        .find(|r| r.name_any() == cr.spec.role_ref.name);
-    let facts = observe(cr, ctx, &namespace, role_object.as_deref(), secret.as_ref());
+    // The one source for the role: the registry entry the loader compiled.
+    let role = ctx.registry.role(&cr.spec.role_ref.name);
+    let facts = observe(cr, ctx, &namespace, role.as_deref(), secret.as_ref());
     let decision = decide::decide(&facts);
     tracing::debug!(decision = ?decision_name(&decision), "decided");
-    let outcome = act(
-        decision,
-        cr,
-        ctx,
-        &facts,
-        role_object.as_deref(),
-        &secrets,
-        secret.as_ref(),
-    )
-    .await?;
+    let outcome = act(decision, cr, ctx, &facts, role, &secrets, secret.as_ref()).await?;
     report::report(cr, ctx, outcome).await
 }
 
@@ -86,30 +74,28 @@ fn observe(
     cr: &CertificateRequest,
     ctx: &Context,
     namespace: &str,
-    role_object: Option<&IssuerRole>,
+    role: Option<&RoleEntry>,
     secret: Option<&Secret>,
 ) -> Facts {
     let status = cr.status.as_ref();
     let role_name = &cr.spec.role_ref.name;
-    let role = match role_object {
+    let role = match role {
         None => RoleState::Missing,
-        Some(r) if !r.spec.allows_namespace(namespace) => RoleState::Denied(format!(
+        Some(r) if !r.allows_namespace(namespace) => RoleState::Denied(format!(
             "namespace {namespace} is not among the subjects of IssuerRole {role_name}"
         )),
-        Some(r) => match ctx.catalog.role(role_name) {
-            None => RoleState::NotReady {
-                reason: reason::ROLE_NOT_READY,
-                message: format!("IssuerRole {role_name} is not valid; see its status"),
-            },
-            Some(loaded) if ctx.catalog.mount(&loaded.mount).is_none() => RoleState::NotReady {
-                reason: reason::MOUNT_NOT_READY,
-                message: format!(
-                    "PkiMount {} of IssuerRole {role_name} is not Ready",
-                    r.spec.mount_ref.name
-                ),
-            },
-            Some(_) => RoleState::Ready,
+        Some(r) if r.compiled().is_none() => RoleState::NotReady {
+            reason: reason::ROLE_NOT_READY,
+            message: format!("IssuerRole {role_name} is not valid; see its status"),
         },
+        Some(r) if ctx.registry.ca(&r.mount).is_none() => RoleState::NotReady {
+            reason: reason::MOUNT_NOT_READY,
+            message: format!(
+                "PkiMount {} of IssuerRole {role_name} is not Ready",
+                r.mount
+            ),
+        },
+        Some(_) => RoleState::Ready,
     };
     let uid = cr.uid().unwrap_or_default();
     let secret = match secret {
@@ -164,7 +150,7 @@ async fn act(
     cr: &CertificateRequest,
     ctx: &Context,
     facts: &Facts,
-    role_object: Option<&IssuerRole>,
+    role: Option<Arc<RoleEntry>>,
     secrets: &Api<Secret>,
     secret: Option<&Secret>,
 ) -> Result<Outcome> {
@@ -172,12 +158,7 @@ async fn act(
         Decision::InvalidSpec(message) => Outcome::invalid(message),
         Decision::Revoked => Outcome::revoked(None),
         Decision::Revoke { serial, not_after } => {
-            let mount = ctx
-                .catalog
-                .role(&cr.spec.role_ref.name)
-                .map(|r| r.mount.clone())
-                .or_else(|| role_object.map(|r| r.spec.mount_ref.name.clone()))
-                .unwrap_or_default();
+            let mount = role.map(|r| r.mount.clone()).unwrap_or_default();
             ctx.revocations
                 .record(Revocation {
                     mount,
@@ -204,15 +185,16 @@ async fn act(
             Outcome::up_to_date(current, pem, renewal, warnings, facts.now)
         }
         Decision::Issue(why) => {
-            let (Some(role_object), Some(role)) =
-                (role_object, ctx.catalog.role(&cr.spec.role_ref.name))
-            else {
+            let Some((role, compiled)) = role.and_then(|r| {
+                let compiled = r.compiled()?.clone();
+                Some((r, compiled))
+            }) else {
                 return Ok(Outcome::waiting(
                     reason::ROLE_NOT_READY,
                     "the role changed; retrying".into(),
                 ));
             };
-            let Some(mount) = ctx.catalog.mount(&role.mount) else {
+            let Some(ca) = ctx.registry.ca(&role.mount) else {
                 return Ok(Outcome::waiting(
                     reason::MOUNT_NOT_READY,
                     format!("PkiMount {} is not Ready", role.mount),
@@ -221,9 +203,9 @@ async fn act(
             let role_name = role.name.clone();
             let attempt = issue::attempt(issue::Request {
                 cr,
-                role_object,
                 role,
-                mount,
+                compiled,
+                ca,
                 secrets,
                 existing: secret,
                 digest: &facts.digest,

@@ -39,7 +39,12 @@ pub struct Inputs<'a> {
 pub async fn act(decision: Decision, inputs: Inputs<'_>) -> Result<Outcome> {
     let settings = match crate::convert::mount(&inputs.mount.name_any(), &inputs.mount.spec) {
         Ok(settings) => settings,
-        Err(e) => return Ok(Outcome::not_ready(reason::INVALID_SPEC, e.to_string())),
+        Err(e) => {
+            return Ok(Outcome::not_ready(
+                reason::INVALID_SPEC,
+                tlsmint_ca::report(&e),
+            ));
+        }
     };
     let cfg = settings.ca;
     match decision {
@@ -59,7 +64,7 @@ pub async fn act(decision: Decision, inputs: Inputs<'_>) -> Result<Outcome> {
                 .as_ref()
                 .map(|p| p.name.clone())
                 .unwrap_or_default();
-            let Some(parent) = inputs.ctx.catalog.mount(&parent_name) else {
+            let Some(parent) = inputs.ctx.registry.ca(&parent_name) else {
                 return Ok(Outcome::not_ready(
                     reason::PARENT_NOT_READY,
                     format!("waiting for parent PkiMount {parent_name} to be Ready"),
@@ -68,7 +73,7 @@ pub async fn act(decision: Decision, inputs: Inputs<'_>) -> Result<Outcome> {
             let generated = blocking(&inputs, "intermediate CA generation", move || {
                 CertificateAuthority::generate_intermediate(
                     &cfg,
-                    &parent.ca,
+                    &parent,
                     time::OffsetDateTime::now_utc(),
                 )
             })
@@ -90,7 +95,9 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn key_secret(inputs: &Inputs<'_>, certs: String, key: &PrivateKey) -> Result<Secret, String> {
-    let key_pem = key.to_pem(KeyEncoding::Pkcs8).map_err(|e| e.to_string())?;
+    let key_pem = key
+        .to_pem(KeyEncoding::Pkcs8)
+        .map_err(|e| tlsmint_ca::report(&e))?;
     let labels = BTreeMap::from([
         (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
         (MOUNT_LABEL.to_owned(), inputs.mount.name_any()),
@@ -155,7 +162,7 @@ async fn create_ca(
     );
     let ca = ca
         .with_options(mount_options(inputs.mount))
-        .map_err(|e| e.to_string());
+        .map_err(|e| tlsmint_ca::report(&e));
     Ok(match ca {
         Ok(ca) => Outcome {
             ready: (true, reason::READY, ready_message(&ca)),
@@ -176,11 +183,16 @@ async fn create_external_key(inputs: Inputs<'_>, cfg: CaConfig) -> Result<Outcom
     .await?
     {
         Ok(key) => key,
-        Err(e) => return Ok(Outcome::not_ready(reason::FAILED, e.to_string())),
+        Err(e) => return Ok(Outcome::not_ready(reason::FAILED, tlsmint_ca::report(&e))),
     };
     let pending = match PendingIntermediate::with_key(&cfg, key) {
         Ok(pending) => pending,
-        Err(e) => return Ok(Outcome::not_ready(reason::INVALID_SPEC, e.to_string())),
+        Err(e) => {
+            return Ok(Outcome::not_ready(
+                reason::INVALID_SPEC,
+                tlsmint_ca::report(&e),
+            ));
+        }
     };
     let secret = match key_secret(&inputs, String::new(), pending.key()) {
         Ok(secret) => secret,
@@ -249,7 +261,12 @@ async fn await_signed(inputs: Inputs<'_>, cfg: CaConfig, complete: bool) -> Resu
     };
     let pending = match PendingIntermediate::with_key(&cfg, key) {
         Ok(pending) => pending,
-        Err(e) => return Ok(Outcome::not_ready(reason::INVALID_SPEC, e.to_string())),
+        Err(e) => {
+            return Ok(Outcome::not_ready(
+                reason::INVALID_SPEC,
+                tlsmint_ca::report(&e),
+            ));
+        }
     };
     // Keep the published CSR stable: a new signature would change its text.
     let csr = inputs
@@ -315,7 +332,7 @@ async fn await_signed(inputs: Inputs<'_>, cfg: CaConfig, complete: bool) -> Resu
             key_secret_known: true,
             event: Some((EventType::Normal, "Completed", note)),
         },
-        Err(e) => Outcome::not_ready(reason::INVALID_SPEC, e.to_string()),
+        Err(e) => Outcome::not_ready(reason::INVALID_SPEC, tlsmint_ca::report(&e)),
     })
 }
 
@@ -392,7 +409,7 @@ fn load(inputs: &Inputs<'_>) -> Outcome {
                 })
                 .filter(|_| !inputs.published),
         },
-        Err(e) => Outcome::not_ready(reason::INVALID_SPEC, e.to_string()),
+        Err(e) => Outcome::not_ready(reason::INVALID_SPEC, tlsmint_ca::report(&e)),
     }
 }
 

@@ -144,7 +144,7 @@ fn observe(
     };
     let parent = match &mount.spec.parent_ref {
         None => Parent::Missing,
-        Some(p) if ctx.catalog.mount(&p.name).is_some() => Parent::Ready,
+        Some(p) if ctx.registry.ca(&p.name).is_some() => Parent::Ready,
         Some(p)
             if ctx
                 .caches
@@ -205,8 +205,21 @@ impl From<Decision> for Outcome {
     fn from(decision: Decision) -> Self {
         match decision {
             Decision::NotReady { reason, message } => Outcome::not_ready(reason, message),
-            other => Outcome::not_ready(reason::PENDING, format!("{other:?}")),
+            other => Outcome::not_ready(reason::PENDING, pending_message(&other).to_owned()),
         }
+    }
+}
+
+/// What a person reads while the mount waits on a step (never a `Debug` dump).
+fn pending_message(decision: &Decision) -> &'static str {
+    match decision {
+        Decision::NotReady { .. } => "the mount is not ready",
+        Decision::CreateRoot => "generating the root CA",
+        Decision::CreateIntermediate => "having the parent sign the intermediate CA",
+        Decision::CreateExternalKey => "generating the intermediate's key",
+        Decision::AwaitSigned { complete: false } => "waiting for the signed certificate",
+        Decision::AwaitSigned { complete: true } => "checking the signed certificate",
+        Decision::Load => "loading the CA from its key Secret",
     }
 }
 
