@@ -46,11 +46,15 @@ pub const CERTIFICATE_FILE: &str = "csi.tlsmint.io/certificate-file";
 pub const KEY_FILE: &str = "csi.tlsmint.io/key-file";
 /// `csi.tlsmint.io/ca-file`: file name of the CA bundle (default `ca.crt`).
 pub const CA_FILE: &str = "csi.tlsmint.io/ca-file";
+/// `csi.tlsmint.io/bundle-file`: file name of one PEM file holding the key, the leaf and its
+/// chain (off unless set). A reader of this one file never pairs a key with the wrong
+/// certificate.
+pub const BUNDLE_FILE: &str = "csi.tlsmint.io/bundle-file";
 /// `csi.tlsmint.io/fs-group`: group id that owns the files (mode 0440 instead of 0400).
 pub const FS_GROUP: &str = "csi.tlsmint.io/fs-group";
 
 /// Every tlsmint attribute key.
-pub const KEYS: [&str; 13] = [
+pub const KEYS: [&str; 14] = [
     ROLE,
     COMMON_NAME,
     DNS_NAMES,
@@ -63,6 +67,7 @@ pub const KEYS: [&str; 13] = [
     CERTIFICATE_FILE,
     KEY_FILE,
     CA_FILE,
+    BUNDLE_FILE,
     FS_GROUP,
 ];
 
@@ -139,6 +144,8 @@ pub struct VolumeAttributes {
     pub key_file: String,
     /// File name of the CA bundle (default `ca.crt`).
     pub ca_file: String,
+    /// File name of the single-file bundle (key, leaf, chain), if asked for.
+    pub bundle_file: Option<String>,
     /// Group id that owns the files, if any.
     pub fs_group: Option<u32>,
 }
@@ -279,6 +286,8 @@ impl VolumeAttributes {
                 .map_err(at(CERTIFICATE_FILE))?,
             key_file: file(get(KEY_FILE), DEFAULT_KEY_FILE).map_err(at(KEY_FILE))?,
             ca_file: file(get(CA_FILE), DEFAULT_CA_FILE).map_err(at(CA_FILE))?,
+            bundle_file: values::optional(get(BUNDLE_FILE), |v| file(Some(v), ""))
+                .map_err(at(BUNDLE_FILE))?,
             fs_group: values::optional(get(FS_GROUP), parse_fs_group).map_err(at(FS_GROUP))?,
         };
         if let Some(key) = attrs.key {
@@ -316,11 +325,14 @@ impl VolumeAttributes {
     }
 
     fn check_distinct_files(&self) -> Result<(), AttributeError> {
-        let files = [
+        let mut files = vec![
             (CERTIFICATE_FILE, &self.certificate_file),
             (KEY_FILE, &self.key_file),
             (CA_FILE, &self.ca_file),
         ];
+        if let Some(bundle) = &self.bundle_file {
+            files.push((BUNDLE_FILE, bundle));
+        }
         for (i, (key, name)) in files.iter().enumerate() {
             if let Some((other, _)) = files[..i].iter().find(|(_, n)| n == name) {
                 let problem = InvalidValue::Duplicate {

@@ -50,6 +50,7 @@ fn minimal_volume_gets_the_defaults() {
             certificate_file: "tls.crt".into(),
             key_file: "tls.key".into(),
             ca_file: "ca.crt".into(),
+            bundle_file: None,
             fs_group: None,
         }
     );
@@ -76,6 +77,7 @@ fn full_volume_is_parsed_from_a_hash_map() {
         (CERTIFICATE_FILE, "cert.pem"),
         (KEY_FILE, "key.pem"),
         (CA_FILE, "ca.pem"),
+        (BUNDLE_FILE, "bundle.pem"),
         (FS_GROUP, "2000"),
         (POD_NAME_KEY, "api-0"),
         (EPHEMERAL_KEY, "true"),
@@ -103,6 +105,7 @@ fn full_volume_is_parsed_from_a_hash_map() {
         ),
         ("cert.pem", "key.pem", "ca.pem")
     );
+    assert_eq!(got.bundle_file.as_deref(), Some("bundle.pem"));
     assert_eq!(got.fs_group, Some(2000));
 }
 
@@ -201,6 +204,10 @@ fn file_names_must_be_distinct() {
     );
     let err = parse_err(&[(CA_FILE, "key.pem"), (KEY_FILE, "key.pem")]);
     assert_eq!(err.key, CA_FILE);
+    let err = parse_err(&[(BUNDLE_FILE, "tls.key")]);
+    assert_eq!(err.key, BUNDLE_FILE);
+    let err = parse_err(&[(BUNDLE_FILE, "../x")]);
+    assert_eq!(err.key, BUNDLE_FILE);
 }
 
 #[test]

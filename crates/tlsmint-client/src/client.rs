@@ -103,6 +103,14 @@ impl Client {
         Ok(Self::from_channel(channel, config.token))
     }
 
+    /// A channel to the server that connects on first use and reconnects when needed, for
+    /// processes that make calls with many different tokens over one connection (the CSI
+    /// driver: one [`Client::from_channel`] per call, each with the pod's token). The token
+    /// source of `config` is not used.
+    pub fn lazy_channel(config: &ClientConfig) -> Result<Channel, ClientError> {
+        Ok(endpoint(config)?.connect_lazy())
+    }
+
     /// A client over an existing channel (tests, Unix sockets, shared channels).
     pub fn from_channel(channel: Channel, token: TokenSource) -> Self {
         Client {

@@ -1,0 +1,192 @@
+//! One issuance for a volume: a key made on the node (on the CPU pool), a CSR that only
+//! proves possession, `Sign` with the pod's token, and the files to write. The key never
+//! leaves this process except into the volume's tmpfs.
+//!
+//! Owns the steps of one issuance and the file contents. It must not mount, schedule or
+//! keep state; errors carry the server's message but never the token or the key.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tlsmint_api::csi::VolumeAttributes;
+use tlsmint_ca::{KeySpec, PrivateKey};
+use tlsmint_client::files::File;
+use tlsmint_client::proto::{Names, SignRequest};
+use tlsmint_client::{Client, ClientError, Token, TokenSource, keys};
+use tlsmint_runtime::cpu::{CpuError, CpuPool};
+use tonic::transport::Channel;
+
+/// Why an issuance failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    /// The key type cannot be made.
+    #[error("making the {what} failed: {source}")]
+    Key {
+        /// "key" or "CSR".
+        what: &'static str,
+        /// The engine's error.
+        #[source]
+        source: tlsmint_ca::Error,
+    },
+    /// The CPU pool lost the job.
+    #[error(transparent)]
+    Cpu(#[from] CpuError),
+    /// The issuance API said no (or could not be reached).
+    #[error("Sign for role {role} failed: {source}")]
+    Sign {
+        /// The role.
+        role: String,
+        /// The client's error (the server's status and message).
+        #[source]
+        source: ClientError,
+    },
+    /// The answer lacked a part.
+    #[error("the issuance API's answer for role {role} has no {missing}")]
+    Answer {
+        /// The role.
+        role: String,
+        /// What is missing.
+        missing: &'static str,
+    },
+}
+
+impl IssueError {
+    /// The gRPC status the issuance API answered with, if it answered.
+    pub fn status(&self) -> Option<&tonic::Status> {
+        match self {
+            IssueError::Sign {
+                source: ClientError::Status(status),
+                ..
+            } => Some(status),
+            _ => None,
+        }
+    }
+}
+
+/// A certificate and the files that hold it.
+#[derive(Debug)]
+pub struct Issued {
+    /// The files, in the order the atomic writer gets them.
+    pub files: Vec<File>,
+    /// Serial, colon-separated hex.
+    pub serial: String,
+    /// Start of validity.
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+}
+
+/// Issues certificates through one shared connection to the issuance API.
+#[derive(Clone, Debug)]
+pub struct Issuer {
+    channel: Channel,
+    cpu: CpuPool,
+}
+
+impl Issuer {
+    /// An issuer over `channel` (one HTTP/2 connection shared by every volume).
+    pub fn new(channel: Channel, cpu: CpuPool) -> Self {
+        Issuer { channel, cpu }
+    }
+
+    /// Makes a key, has it signed for `attrs` (templates already resolved) with the pod's
+    /// `token`, and returns the files.
+    pub async fn issue(&self, attrs: &VolumeAttributes, token: Token) -> Result<Issued, IssueError> {
+        let spec = match &attrs.key {
+            Some(spec) => keys::key_spec(spec).map_err(|source| IssueError::Key {
+                what: "key",
+                source,
+            })?,
+            None => KeySpec::default(),
+        };
+        let (key, csr) = self
+            .cpu
+            .run("a volume's key", move || {
+                let key = PrivateKey::generate(spec).map_err(|source| IssueError::Key {
+                    what: "key",
+                    source,
+                })?;
+                let csr = tlsmint_ca::csr::proof_of_possession(&key).map_err(|source| {
+                    IssueError::Key {
+                        what: "CSR",
+                        source,
+                    }
+                })?;
+                Ok::<_, IssueError>((key, csr))
+            })
+            .await??;
+        let client = Client::from_channel(self.channel.clone(), TokenSource::Static(token));
+        let request = SignRequest {
+            role: attrs.role.clone(),
+            csr,
+            names: Some(Names {
+                common_name: attrs.common_name.clone().unwrap_or_default(),
+                dns_names: attrs.dns_names.clone(),
+                ip_addresses: attrs.ip_sans.iter().map(ToString::to_string).collect(),
+                uris: attrs.uri_sans.clone(),
+            }),
+            ttl_seconds: attrs.ttl.map_or(0, |ttl| Duration::from(ttl).as_secs()),
+        };
+        let answer = client.sign(request).await.map_err(|source| IssueError::Sign {
+            role: attrs.role.clone(),
+            source,
+        })?;
+        files(attrs, &key, answer.certificate)
+    }
+}
+
+fn files(
+    attrs: &VolumeAttributes,
+    key: &PrivateKey,
+    cert: Option<tlsmint_client::proto::IssuedCertificate>,
+) -> Result<Issued, IssueError> {
+    let missing = |missing| IssueError::Answer {
+        role: attrs.role.clone(),
+        missing,
+    };
+    let cert = cert.ok_or_else(|| missing("certificate"))?;
+    let not_before = timestamp(cert.not_before).ok_or_else(|| missing("notBefore"))?;
+    let not_after = timestamp(cert.not_after).ok_or_else(|| missing("notAfter"))?;
+    if cert.certificate_pem.is_empty() {
+        return Err(missing("certificate PEM"));
+    }
+    let mut chain = pem_block(&cert.certificate_pem);
+    for ca in &cert.ca_chain_pem {
+        chain.push_str(&pem_block(ca));
+    }
+    let key_pem = key
+        .to_pem(keys::key_encoding(attrs.key_encoding))
+        .map_err(|source| IssueError::Key {
+            what: "key",
+            source,
+        })?;
+    let shared = attrs.fs_group.is_some();
+    let mut files = vec![
+        File::public(&attrs.certificate_file, chain.clone()),
+        File::secret(&attrs.key_file, key_pem.expose().as_bytes().to_vec(), shared),
+        File::public(&attrs.ca_file, pem_block(&cert.ca_bundle_pem)),
+    ];
+    if let Some(bundle) = &attrs.bundle_file {
+        let mut text = pem_block(key_pem.expose());
+        text.push_str(&chain);
+        files.push(File::secret(bundle, text.into_bytes(), shared));
+    }
+    Ok(Issued {
+        files,
+        serial: cert.serial_number,
+        not_before,
+        not_after,
+    })
+}
+
+fn pem_block(text: &str) -> String {
+    let mut out = text.trim_end().to_owned();
+    out.push('\n');
+    out
+}
+
+fn timestamp(ts: Option<prost_types::Timestamp>) -> Option<OffsetDateTime> {
+    let ts = ts?;
+    let nanos = i128::from(ts.seconds) * 1_000_000_000 + i128::from(ts.nanos);
+    OffsetDateTime::from_unix_timestamp_nanos(nanos).ok()
+}
