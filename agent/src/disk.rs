@@ -100,13 +100,13 @@ pub fn generation(files: &FileArgs, material: &Material) -> Result<Vec<File>, tl
     }
     let mut out = vec![
         File::public(&files.cert_file, chain.clone()),
-        File::secret(&files.key_file, key_pem.expose().as_bytes(), false),
+        File::secret(&files.key_file, key_pem.expose().as_bytes(), true),
         File::public(&files.ca_file, material.ca_pem.clone()),
     ];
     if !files.bundle_file.is_empty() {
         let mut bundle = zeroize::Zeroizing::new(key_pem.expose().to_owned());
         push_pem(&mut bundle, &chain);
-        out.push(File::secret(&files.bundle_file, bundle.as_bytes(), false));
+        out.push(File::secret(&files.bundle_file, bundle.as_bytes(), true));
     }
     Ok(out)
 }

@@ -253,7 +253,7 @@ async fn first_certificate_through_sign_on_a_fake_issuer() {
         .unwrap()
         .permissions()
         .mode();
-    assert_eq!(mode & 0o777, 0o400);
+    assert_eq!(mode & 0o777, 0o440, "readable by the pod's fsGroup");
     let _ = Token::new("x");
     stop.cancel();
     server.await.unwrap().unwrap();
