@@ -27,6 +27,7 @@ pub mod leaf;
 pub mod ocsp;
 pub mod pem;
 pub mod policy;
+pub mod request;
 pub mod serial;
 pub mod subject;
 pub mod validity;

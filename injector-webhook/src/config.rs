@@ -1,0 +1,172 @@
+//! The injector's command line and the [`Injection`] settings the mutation reads: images,
+//! commands, paths and resources come only from here, never from a pod's annotations.
+//!
+//! Owns flag names, environment variables and defaults. Must not: serve or mutate.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+use tlsmint_runtime::cli::CommonArgs;
+
+/// Mutating admission webhook: injects the tlsmint-agent native sidecar, or an inline
+/// csi.tlsmint.io volume, into pods annotated tlsmint.io/inject: "true".
+#[derive(Clone, Debug, Parser)]
+#[command(name = "tlsmint-injector", version)]
+pub struct Cli {
+    /// Logging and the admin server.
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    /// Address of the HTTPS admission endpoint (POST /mutate).
+    #[arg(long, env = "TLSMINT_INJECTOR_ADDR", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+
+    /// Serving certificate (PEM, leaf first). Re-read when it changes.
+    #[arg(long, env = "TLSMINT_INJECTOR_TLS_CERT_FILE")]
+    pub tls_cert_file: PathBuf,
+
+    /// Serving key (PEM). Re-read when it changes.
+    #[arg(long, env = "TLSMINT_INJECTOR_TLS_KEY_FILE")]
+    pub tls_key_file: PathBuf,
+
+    /// How often the serving certificate files are checked for changes.
+    #[arg(
+        long,
+        env = "TLSMINT_INJECTOR_TLS_RELOAD_INTERVAL",
+        default_value = "10s"
+    )]
+    pub tls_reload_interval: tlsmint_api::Duration,
+
+    /// What is injected.
+    #[command(flatten)]
+    pub injection: InjectionArgs,
+}
+
+/// What the injector puts into pods.
+#[derive(Clone, Debug, clap::Args)]
+pub struct InjectionArgs {
+    /// Image of the agent sidecar (the tlsmint image).
+    #[arg(long, env = "TLSMINT_AGENT_IMAGE", default_value = "tlsmint:latest")]
+    pub agent_image: String,
+
+    /// Pull policy of the agent image.
+    #[arg(
+        long,
+        env = "TLSMINT_AGENT_IMAGE_PULL_POLICY",
+        default_value = "IfNotPresent"
+    )]
+    pub agent_image_pull_policy: String,
+
+    /// Path of the agent binary inside the image.
+    #[arg(
+        long,
+        env = "TLSMINT_AGENT_COMMAND",
+        default_value = "/usr/local/bin/tlsmint-agent"
+    )]
+    pub agent_command: String,
+
+    /// The issuance API the agent calls (gRPC).
+    #[arg(
+        long,
+        env = "TLSMINT_API_ENDPOINT",
+        default_value = "https://tlsmint-api.tlsmint-system.svc:8201"
+    )]
+    pub api_endpoint: String,
+
+    /// PEM file of the CA of the API's serving certificate; passed to the agent.
+    #[arg(long, env = "TLSMINT_API_CA_FILE")]
+    pub api_ca_file: Option<PathBuf>,
+
+    /// Name to check in the API's certificate, when it differs from the endpoint's host.
+    #[arg(long, env = "TLSMINT_API_SERVER_NAME")]
+    pub api_server_name: Option<String>,
+
+    /// CPU request of the agent.
+    #[arg(long, env = "TLSMINT_AGENT_CPU_REQUEST", default_value = "5m")]
+    pub agent_cpu_request: String,
+
+    /// Memory request of the agent.
+    #[arg(long, env = "TLSMINT_AGENT_MEMORY_REQUEST", default_value = "16Mi")]
+    pub agent_memory_request: String,
+
+    /// Memory limit of the agent.
+    #[arg(long, env = "TLSMINT_AGENT_MEMORY_LIMIT", default_value = "64Mi")]
+    pub agent_memory_limit: String,
+
+    /// Lifetime of the projected ServiceAccount token the agent uses (seconds, >= 600).
+    #[arg(long, env = "TLSMINT_TOKEN_EXPIRATION_SECONDS", default_value_t = 3600)]
+    pub token_expiration_seconds: i64,
+
+    /// Log level of the agent.
+    #[arg(long, env = "TLSMINT_AGENT_LOG", default_value = "info")]
+    pub agent_log_level: String,
+}
+
+/// Settings the mutation reads (flags plus the API's CA, read once at start).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Injection {
+    /// The agent's image.
+    pub agent_image: String,
+    /// Its pull policy.
+    pub agent_image_pull_policy: String,
+    /// The agent binary.
+    pub agent_command: String,
+    /// The API endpoint.
+    pub api_endpoint: String,
+    /// The API's CA, PEM.
+    pub api_ca_pem: Option<String>,
+    /// The API's server name.
+    pub api_server_name: Option<String>,
+    /// CPU request.
+    pub cpu_request: String,
+    /// Memory request.
+    pub memory_request: String,
+    /// Memory limit.
+    pub memory_limit: String,
+    /// Token lifetime.
+    pub token_expiration_seconds: i64,
+    /// Agent log level.
+    pub agent_log_level: String,
+}
+
+impl InjectionArgs {
+    /// The settings, with the API's CA read from its file.
+    pub fn load(&self) -> anyhow::Result<Injection> {
+        let api_ca_pem =
+            match &self.api_ca_file {
+                Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!("reading --api-ca-file {}: {e}", path.display())
+                })?),
+                None => None,
+            };
+        if self.token_expiration_seconds < 600 {
+            anyhow::bail!("--token-expiration-seconds must be at least 600 (Kubernetes' minimum)");
+        }
+        Ok(Injection {
+            agent_image: self.agent_image.clone(),
+            agent_image_pull_policy: self.agent_image_pull_policy.clone(),
+            agent_command: self.agent_command.clone(),
+            api_endpoint: self.api_endpoint.clone(),
+            api_ca_pem,
+            api_server_name: self.api_server_name.clone(),
+            cpu_request: self.agent_cpu_request.clone(),
+            memory_request: self.agent_memory_request.clone(),
+            memory_limit: self.agent_memory_limit.clone(),
+            token_expiration_seconds: self.token_expiration_seconds,
+            agent_log_level: self.agent_log_level.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,106 @@
+//! Golden-file tests of the mutation: every `golden/<case>.input.yaml` is a Pod; the
+//! expected result is `golden/<case>.expected.yaml` (the admitted Pod, or a comment saying
+//! it is admitted unchanged or refused with the message). Each mutated result must be a fixed
+//! point (mutating it again changes nothing) and the JSON Patch of the review must turn the
+//! input into it. `UPDATE_GOLDEN=1 cargo test -p tlsmint-injector --test golden` rewrites
+//! the expected files; review the diff.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::Pod;
+use tlsmint_injector::config::Injection;
+use tlsmint_injector::mutate::{Outcome, mutate};
+use tlsmint_injector::review::{self, Request};
+
+fn injection() -> Injection {
+    Injection {
+        agent_image: "registry.example/tlsmint:1.0".into(),
+        agent_image_pull_policy: "IfNotPresent".into(),
+        agent_command: "/usr/local/bin/tlsmint-agent".into(),
+        api_endpoint: "https://tlsmint-api.tlsmint-system.svc:8201".into(),
+        api_ca_pem: Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into()),
+        api_server_name: None,
+        cpu_request: "5m".into(),
+        memory_request: "16Mi".into(),
+        memory_limit: "64Mi".into(),
+        token_expiration_seconds: 3600,
+        agent_log_level: "info".into(),
+    }
+}
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
+}
+
+fn render(pod: &Pod) -> (String, Option<Pod>) {
+    match mutate(pod, &injection()) {
+        Ok(Outcome::Ignored) => ("# admitted unchanged\n".into(), None),
+        Ok(Outcome::Mutated(after)) => (serde_yaml_ng::to_string(&after).unwrap(), Some(*after)),
+        Err(refusal) => (format!("# refused: {refusal}\n"), None),
+    }
+}
+
+fn check_patch(input: &Pod, expected: &Pod) {
+    let request = Request {
+        uid: "u".into(),
+        operation: "CREATE".into(),
+        namespace: Some("default".into()),
+        object: Some(serde_json::to_value(input).unwrap()),
+    };
+    let (response, _) = review::decide(request, &injection());
+    assert!(response.allowed);
+    let mut doc = serde_json::to_value(input).unwrap();
+    if let Some(patch) = response.patch {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(patch)
+            .unwrap();
+        let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
+        json_patch::patch(&mut doc, &patch).unwrap();
+    }
+    assert_eq!(doc, serde_json::to_value(expected).unwrap());
+}
+
+#[test]
+fn golden_files() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(golden_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".input.yaml"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 12, "{cases:?}");
+    let mut mismatches = Vec::new();
+    for input_path in cases {
+        let name = input_path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace(".input.yaml", "");
+        let input: Pod = serde_yaml_ng::from_str(&std::fs::read_to_string(&input_path).unwrap())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (rendered, mutated) = render(&input);
+        let expected_path = golden_dir().join(format!("{name}.expected.yaml"));
+        if update {
+            std::fs::write(&expected_path, &rendered).unwrap();
+        }
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if expected != rendered {
+            mismatches.push(format!(
+                "{name}:\n--- expected\n{expected}\n--- got\n{rendered}"
+            ));
+            continue;
+        }
+        if let Some(after) = mutated {
+            let (again, _) = render(&after);
+            assert_eq!(
+                again, rendered,
+                "{name}: mutating the result again changed it"
+            );
+            check_patch(&input, &after);
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}

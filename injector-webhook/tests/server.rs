@@ -1,0 +1,130 @@
+//! The admission endpoint through its router, and the serving certificate's reload.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use http_body_util::BodyExt;
+use tlsmint_ca::{CaConfig, CertificateAuthority, KeyEncoding, KeySpec, Subject};
+use tlsmint_injector::config::Injection;
+use tlsmint_injector::server::{CertFiles, Metrics, router};
+use tlsmint_runtime::prometheus_client::registry::Registry;
+use tlsmint_runtime::tls::CertSwap;
+use tower::ServiceExt;
+
+fn injection() -> Injection {
+    Injection {
+        agent_image: "tlsmint:test".into(),
+        agent_image_pull_policy: "Never".into(),
+        agent_command: "/usr/local/bin/tlsmint-agent".into(),
+        api_endpoint: "https://api:8201".into(),
+        api_ca_pem: None,
+        api_server_name: None,
+        cpu_request: "5m".into(),
+        memory_request: "16Mi".into(),
+        memory_limit: "64Mi".into(),
+        token_expiration_seconds: 3600,
+        agent_log_level: "info".into(),
+    }
+}
+
+async fn review(annotations: serde_json::Value) -> serde_json::Value {
+    let body = serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "abc-123",
+            "operation": "CREATE",
+            "namespace": "default",
+            "object": {
+                "metadata": {"name": "p", "annotations": annotations},
+                "spec": {"containers": [{"name": "app", "image": "busybox"}]}
+            }
+        }
+    });
+    let app = router(
+        Arc::new(injection()),
+        Metrics::new(&mut Registry::default()),
+    );
+    let req = axum::http::Request::post("/mutate")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn answers_reviews_with_a_patch_a_refusal_or_nothing() {
+    let injected =
+        review(serde_json::json!({"tlsmint.io/inject": "true", "tlsmint.io/role": "web"})).await;
+    let resp = &injected["response"];
+    assert_eq!(resp["uid"], "abc-123");
+    assert_eq!(resp["allowed"], true);
+    assert_eq!(resp["patchType"], "JSONPatch");
+    assert_eq!(injected["apiVersion"], "admission.k8s.io/v1");
+
+    let refused = review(serde_json::json!({"tlsmint.io/inject": "true"})).await;
+    assert_eq!(refused["response"]["allowed"], false);
+    let message = refused["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.contains("tlsmint.io/role"), "{message}");
+
+    let plain = review(serde_json::json!({"other": "x"})).await;
+    assert_eq!(plain["response"]["allowed"], true);
+    assert!(plain["response"].get("patch").is_none());
+}
+
+fn self_signed(cn: &str) -> (String, String) {
+    let ca = CertificateAuthority::generate_root(
+        &CaConfig {
+            name: cn.into(),
+            subject: Subject::with_common_name(cn),
+            key: KeySpec::EcdsaP256,
+            ttl: Duration::from_secs(3600),
+        },
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let key = ca.key().to_pem(KeyEncoding::Pkcs8).unwrap();
+    (ca.certificate_pem(), key.expose().to_owned())
+}
+
+#[test]
+fn reloads_the_serving_certificate_only_when_the_files_change() {
+    let dir = std::env::temp_dir().join(format!("tlsmint-injector-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let files = CertFiles {
+        cert: dir.join("tls.crt"),
+        key: dir.join("tls.key"),
+    };
+    let (cert, key) = self_signed("one");
+    std::fs::write(&files.cert, &cert).unwrap();
+    std::fs::write(&files.key, &key).unwrap();
+    let swap = CertSwap::new();
+    let first = files.load_if_changed(&swap, None).unwrap().unwrap();
+    let served = swap.current().unwrap();
+    assert!(
+        files
+            .load_if_changed(&swap, Some(&first))
+            .unwrap()
+            .is_none()
+    );
+
+    // A half-written pair (new certificate, old key) is refused; the old one keeps serving.
+    let (cert2, key2) = self_signed("two");
+    std::fs::write(&files.cert, &cert2).unwrap();
+    assert!(files.load_if_changed(&swap, Some(&first)).is_err());
+    assert!(Arc::ptr_eq(&served, &swap.current().unwrap()));
+    std::fs::write(&files.key, &key2).unwrap();
+    assert!(
+        files
+            .load_if_changed(&swap, Some(&first))
+            .unwrap()
+            .is_some()
+    );
+    assert!(!Arc::ptr_eq(&served, &swap.current().unwrap()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
