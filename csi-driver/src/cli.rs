@@ -35,7 +35,11 @@ pub struct Args {
     pub api_timeout_seconds: u64,
 
     /// The kubelet's root folder; targets must lie below its `pods` folder.
-    #[arg(long, env = "TLSMINT_CSI_KUBELET_DIR", default_value = "/var/lib/kubelet")]
+    #[arg(
+        long,
+        env = "TLSMINT_CSI_KUBELET_DIR",
+        default_value = "/var/lib/kubelet"
+    )]
     pub kubelet_dir: PathBuf,
 
     /// Where the CSI socket is created.
@@ -59,6 +63,10 @@ pub struct Args {
     pub registration_dir: PathBuf,
 
     /// Per-volume metadata (on the node's disk, not /tmp).
-    #[arg(long, env = "TLSMINT_CSI_STATE_DIR", default_value = "/var/lib/tlsmint-csi")]
+    #[arg(
+        long,
+        env = "TLSMINT_CSI_STATE_DIR",
+        default_value = "/var/lib/tlsmint-csi"
+    )]
     pub state_dir: PathBuf,
 }

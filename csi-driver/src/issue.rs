@@ -91,7 +91,11 @@ impl Issuer {
 
     /// Makes a key, has it signed for `attrs` (templates already resolved) with the pod's
     /// `token`, and returns the files.
-    pub async fn issue(&self, attrs: &VolumeAttributes, token: Token) -> Result<Issued, IssueError> {
+    pub async fn issue(
+        &self,
+        attrs: &VolumeAttributes,
+        token: Token,
+    ) -> Result<Issued, IssueError> {
         let spec = match &attrs.key {
             Some(spec) => keys::key_spec(spec).map_err(|source| IssueError::Key {
                 what: "key",
@@ -127,10 +131,13 @@ impl Issuer {
             }),
             ttl_seconds: attrs.ttl.map_or(0, |ttl| Duration::from(ttl).as_secs()),
         };
-        let answer = client.sign(request).await.map_err(|source| IssueError::Sign {
-            role: attrs.role.clone(),
-            source,
-        })?;
+        let answer = client
+            .sign(request)
+            .await
+            .map_err(|source| IssueError::Sign {
+                role: attrs.role.clone(),
+                source,
+            })?;
         files(attrs, &key, answer.certificate)
     }
 }
@@ -163,7 +170,11 @@ fn files(
     let shared = attrs.fs_group.is_some();
     let mut files = vec![
         File::public(&attrs.certificate_file, chain.clone()),
-        File::secret(&attrs.key_file, key_pem.expose().as_bytes().to_vec(), shared),
+        File::secret(
+            &attrs.key_file,
+            key_pem.expose().as_bytes().to_vec(),
+            shared,
+        ),
         File::public(&attrs.ca_file, pem_block(&cert.ca_bundle_pem)),
     ];
     if let Some(bundle) = &attrs.bundle_file {

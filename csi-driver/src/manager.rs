@@ -198,7 +198,8 @@ impl Manager {
         let id = record.volume_id.clone();
         let target = record.target_path.clone();
         let mounted = self.inner.mounter.is_our_tmpfs(&target)?;
-        let pod_dir_exists = pod_dir(&self.inner.config.pods_dir, &target).is_some_and(|d| d.exists());
+        let pod_dir_exists =
+            pod_dir(&self.inner.config.pods_dir, &target).is_some_and(|d| d.exists());
         if !pod_dir_exists {
             if mounted {
                 self.inner.mounter.unmount(&target)?;
@@ -224,7 +225,10 @@ impl Manager {
             ready,
             failures: 0,
         };
-        self.slot(&id).try_lock().map(|mut g| *g = Some(volume)).ok();
+        self.slot(&id)
+            .try_lock()
+            .map(|mut g| *g = Some(volume))
+            .ok();
         Ok(ready)
     }
 
@@ -328,7 +332,10 @@ mod tests {
     fn pod_dir_is_the_first_component_below_pods() {
         let pods = Path::new("/var/lib/kubelet/pods");
         let target = Path::new("/var/lib/kubelet/pods/u1/volumes/kubernetes.io~csi/v/mount");
-        assert_eq!(pod_dir(pods, target).unwrap(), Path::new("/var/lib/kubelet/pods/u1"));
+        assert_eq!(
+            pod_dir(pods, target).unwrap(),
+            Path::new("/var/lib/kubelet/pods/u1")
+        );
         assert!(pod_dir(pods, Path::new("/etc")).is_none());
     }
 }

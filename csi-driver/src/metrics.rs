@@ -103,7 +103,10 @@ impl Metrics {
 
     /// Records (or with `None` forgets) the expiry of a volume's certificate.
     pub fn expiry(&self, volume: &str, not_after: Option<OffsetDateTime>) {
-        let mut map = self.not_after.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self
+            .not_after
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         match not_after {
             Some(at) => {
                 map.insert(volume.to_owned(), at.unix_timestamp());
@@ -112,7 +115,8 @@ impl Metrics {
                 map.remove(volume);
             }
         }
-        self.volumes.set(i64::try_from(map.len()).unwrap_or(i64::MAX));
+        self.volumes
+            .set(i64::try_from(map.len()).unwrap_or(i64::MAX));
         self.earliest.set(map.values().copied().min().unwrap_or(0));
     }
 }

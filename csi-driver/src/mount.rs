@@ -195,7 +195,10 @@ mod tests {
         assert!(is_our_tmpfs_in(INFO, ours));
         let other_tmpfs = Path::new("/var/lib/kubelet/pods/u2/volumes/kubernetes.io~csi/v2/mount");
         assert!(!is_our_tmpfs_in(INFO, other_tmpfs));
-        assert!(!is_our_tmpfs_in(INFO, Path::new("/var/lib/kubelet/pods/u1")));
+        assert!(!is_our_tmpfs_in(
+            INFO,
+            Path::new("/var/lib/kubelet/pods/u1")
+        ));
         assert!(is_our_tmpfs_in(
             INFO,
             Path::new("/var/lib/kubelet/pods/u3/my dir/mount")

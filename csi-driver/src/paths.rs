@@ -71,7 +71,10 @@ pub fn check_target(pods: &Path, target: &str) -> Result<PathBuf, PathError> {
     };
     // The target itself must not be a symlink; every existing ancestor must resolve below
     // the (resolved) pods folder.
-    if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+    if path
+        .symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+    {
         return Err(escape());
     }
     let real_pods = std::fs::canonicalize(pods).unwrap_or_else(|_| pods.to_owned());

@@ -56,22 +56,24 @@ impl PublishRequest {
             .map(String::as_str)
             .unwrap_or_default();
         let token = csi::audience_token(json)?;
-        let expires = OffsetDateTime::parse(&token.expiration_timestamp, &Rfc3339).map_err(|_| {
-            tlsmint_api::csi::AttributeError {
+        let expires =
+            OffsetDateTime::parse(&token.expiration_timestamp, &Rfc3339).map_err(|_| {
+                tlsmint_api::csi::AttributeError {
+                    key: csi::SERVICE_ACCOUNT_TOKENS_KEY.into(),
+                    problem: tlsmint_api::InvalidValue::Shape {
+                        value: "<hidden>".into(),
+                        expected: "an RFC 3339 expirationTimestamp",
+                    },
+                }
+            })?;
+        let token =
+            Token::new(token.token.as_str()).map_err(|_| tlsmint_api::csi::AttributeError {
                 key: csi::SERVICE_ACCOUNT_TOKENS_KEY.into(),
                 problem: tlsmint_api::InvalidValue::Shape {
                     value: "<hidden>".into(),
-                    expected: "an RFC 3339 expirationTimestamp",
+                    expected: "a token that fits in an HTTP header",
                 },
-            }
-        })?;
-        let token = Token::new(token.token.as_str()).map_err(|_| tlsmint_api::csi::AttributeError {
-            key: csi::SERVICE_ACCOUNT_TOKENS_KEY.into(),
-            problem: tlsmint_api::InvalidValue::Shape {
-                value: "<hidden>".into(),
-                expected: "a token that fits in an HTTP header",
-            },
-        })?;
+            })?;
         Ok(PodToken { token, expires })
     }
 
@@ -92,7 +94,12 @@ impl Manager {
     /// NodePublishVolume.
     pub async fn publish(&self, req: PublishRequest) -> Result<(), VolumeError> {
         let target = paths::check_target(&self.inner.config.pods_dir, &req.target_path)?;
-        if req.volume_context.get(csi::EPHEMERAL_KEY).map(String::as_str) != Some("true") {
+        if req
+            .volume_context
+            .get(csi::EPHEMERAL_KEY)
+            .map(String::as_str)
+            != Some("true")
+        {
             return Err(VolumeError::NotEphemeral);
         }
         self.inner
@@ -109,7 +116,9 @@ impl Manager {
         match self.first_publish(&target, &req).await {
             Ok(volume) => {
                 self.inner.metrics.issuance("publish", "ok");
-                self.inner.metrics.publish_took(started.elapsed().as_secs_f64());
+                self.inner
+                    .metrics
+                    .publish_took(started.elapsed().as_secs_f64());
                 tracing::info!(volume.id = %req.volume_id, pod.name = %volume.record.pod.name,
                     pod.namespace = %volume.record.pod.namespace, role = %volume.attrs.role,
                     x509.serial = %volume.record.certificate.serial, "volume published");
@@ -126,7 +135,11 @@ impl Manager {
         }
     }
 
-    async fn first_publish(&self, target: &Path, req: &PublishRequest) -> Result<Volume, VolumeError> {
+    async fn first_publish(
+        &self,
+        target: &Path,
+        req: &PublishRequest,
+    ) -> Result<Volume, VolumeError> {
         let attrs = VolumeAttributes::parse(&req.volume_context)?;
         let pod = PodInfo::from_volume_context(&req.volume_context)?;
         let mut resolved = attrs.resolve(&pod)?;
@@ -204,7 +217,10 @@ impl Manager {
             not_before: issued.not_before,
             not_after: issued.not_after,
         };
-        self.inner.store.save(&volume.record).map_err(VolumeError::Store)?;
+        self.inner
+            .store
+            .save(&volume.record)
+            .map_err(VolumeError::Store)?;
         volume.ready = true;
         self.schedule_renewal(&volume.record.volume_id, &volume.record, &volume.attrs);
         self.inner
@@ -252,7 +268,8 @@ impl Manager {
         // The tmpfs is gone (a node reboot) or never got its files: a new key and
         // certificate together, never an old certificate with a new key.
         volume.ready = false;
-        self.ensure_mounted(target).map_err(|e| retry(e.to_string()))?;
+        self.ensure_mounted(target)
+            .map_err(|e| retry(e.to_string()))?;
         match self.issue_into(volume).await {
             Ok(()) => {
                 self.inner.metrics.issuance("publish", "ok");
@@ -290,7 +307,10 @@ impl Manager {
             _ => {}
         }
         if self.inner.store.check_id(volume_id).is_ok() {
-            self.inner.store.remove(volume_id).map_err(VolumeError::Store)?;
+            self.inner
+                .store
+                .remove(volume_id)
+                .map_err(VolumeError::Store)?;
         }
         self.forget(volume_id);
         tracing::info!(volume.id = %volume_id, "volume unpublished");
