@@ -7,6 +7,7 @@
 //! Every test makes its own uniquely named objects and deletes them when it
 //! ends, even when it fails, so tests run alone or in parallel.
 
+pub mod chart;
 pub mod operator;
 pub mod proxy;
 

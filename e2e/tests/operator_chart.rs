@@ -11,52 +11,9 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams};
 use tlsmint_api::v1alpha1::CertificateRequest;
+use tlsmint_e2e::chart::{Release, free_port, helm, pod_ready};
 use tlsmint_e2e::operator::{OperatorEnv, SELECTOR_LABEL, ready_of, workspace_root};
 use tlsmint_e2e::{env, tool_path, wait_for};
-
-/// Runs `helm uninstall` when dropped.
-struct Release {
-    name: String,
-    namespace: String,
-}
-
-impl Drop for Release {
-    fn drop(&mut self) {
-        let Ok(helm) = tool_path("helm") else { return };
-        let _ = std::process::Command::new(helm)
-            .args([
-                "uninstall",
-                &self.name,
-                "-n",
-                &self.namespace,
-                "--wait",
-                "--timeout",
-                "60s",
-            ])
-            .status();
-    }
-}
-
-async fn helm(args: &[&str]) -> String {
-    let out = tokio::process::Command::new(tool_path("helm").unwrap())
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "helm {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn pod_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
 
 #[tokio::test]
 async fn helm_install_runs_two_replicas_that_elect_a_leader_and_issue() {
@@ -69,14 +26,11 @@ async fn helm_install_runs_two_replicas_that_elect_a_leader_and_issue() {
     // Another release name than the env's own RBAC objects, so nothing collides.
     let release = format!("{}-c", env.id);
     let ns = env.namespace.name().to_owned();
-    let free_port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (admin_port, http_port, grpc_port) = (free_port(), free_port(), free_port());
+    let (admin_port, http_port, grpc_port) = (
+        free_port().unwrap(),
+        free_port().unwrap(),
+        free_port().unwrap(),
+    );
     let chart = workspace_root().join("charts/tlsmint");
     let _release = Release {
         name: release.clone(),
@@ -104,8 +58,12 @@ async fn helm_install_runs_two_replicas_that_elect_a_leader_and_issue() {
         &format!("operator.labelSelector={SELECTOR_LABEL}={}", env.id),
         "--set",
         "operator.logLevel=info\\,tlsmint_operator=debug",
+        // The CSI node plugin is node-wide (one release per cluster): e2e/tests/csi.rs.
+        "--set",
+        "csi.enabled=false",
     ])
-    .await;
+    .await
+    .unwrap();
 
     let pods: Api<Pod> = Api::namespaced(env.client.clone(), &ns);
     let selector =
@@ -199,9 +157,13 @@ async fn helm_install_runs_two_replicas_that_elect_a_leader_and_issue() {
 async fn chart_renders_for_both_modes_and_refuses_latest() {
     let chart = workspace_root().join("charts/tlsmint");
     let chart = chart.to_string_lossy();
-    helm(&["lint", &chart, "--set", "image.tag=1"]).await;
+    helm(&["lint", &chart, "--set", "image.tag=1"])
+        .await
+        .unwrap();
 
-    let real = helm(&["template", "r", &chart, "-n", "ns", "--set", "image.tag=2"]).await;
+    let real = helm(&["template", "r", &chart, "-n", "ns", "--set", "image.tag=2"])
+        .await
+        .unwrap();
     assert!(
         real.contains("image: \"tlsmint.local/tlsmint:2\""),
         "{real}"
@@ -213,6 +175,33 @@ async fn chart_renders_for_both_modes_and_refuses_latest() {
         "{real}"
     );
     assert!(real.contains("value: \"0.0.0.0:8200\""), "{real}");
+    // The CSI node plugin: its driver object and DaemonSet, reaching the API by Service.
+    assert!(real.contains("kind: CSIDriver\n"), "{real}");
+    assert!(real.contains("requiresRepublish: true"), "{real}");
+    assert!(real.contains("- Ephemeral"), "{real}");
+    assert!(real.contains("audience: tlsmint"), "{real}");
+    assert!(real.contains("kind: DaemonSet\n"), "{real}");
+    assert!(
+        real.contains("value: \"https://r-tlsmint-operator.ns.svc:8201\""),
+        "{real}"
+    );
+    assert!(real.contains("mountPropagation: Bidirectional"), "{real}");
+    assert!(
+        real.contains("path: \"/var/lib/kubelet/plugins_registry\""),
+        "{real}"
+    );
+    let without_csi = helm(&[
+        "template",
+        "r",
+        &chart,
+        "--set",
+        "image.tag=2",
+        "--set",
+        "csi.enabled=false",
+    ])
+    .await
+    .unwrap();
+    assert!(!without_csi.contains("CSIDriver"), "{without_csi}");
     assert!(!real.contains("TLSMINT_API_REUSE_PORT"), "{real}");
 
     let values = workspace_root().join("charts/tlsmint/values-local.yaml");
@@ -229,11 +218,16 @@ async fn chart_renders_for_both_modes_and_refuses_latest() {
         "--set",
         "api.httpPort=18200",
     ])
-    .await;
+    .await
+    .unwrap();
     assert!(local.contains("hostNetwork: true"), "{local}");
     assert!(local.contains("value: \"127.0.0.1:18200\""), "{local}");
     assert!(local.contains("value: \"127.0.0.1:8201\""), "{local}");
     assert!(local.contains("TLSMINT_API_REUSE_PORT"), "{local}");
+    assert!(
+        local.contains("value: \"https://127.0.0.1:8201\""),
+        "the CSI driver reaches the API on the node's loopback: {local}"
+    );
 
     let refused = tokio::process::Command::new(tool_path("helm").unwrap())
         .args(["template", "r", &chart, "--set", "image.tag=latest"])

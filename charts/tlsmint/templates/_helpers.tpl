@@ -28,3 +28,13 @@ app.kubernetes.io/component: operator
 {{- end -}}
 {{- printf "%s:%s" .Values.image.repository $tag -}}
 {{- end -}}
+
+{{/* The gRPC issuance API as the node components reach it: the node's loopback in local
+mode (the replicas listen there with the host network), the operator Service otherwise. */}}
+{{- define "tlsmint.grpcEndpoint" -}}
+{{- if .Values.local.enabled -}}
+{{- printf "https://127.0.0.1:%v" .Values.api.grpcPort -}}
+{{- else -}}
+{{- printf "https://%s-operator.%s.svc:%v" (include "tlsmint.fullname" .) .Release.Namespace .Values.api.grpcPort -}}
+{{- end -}}
+{{- end -}}
