@@ -2,6 +2,8 @@
 //!
 //! Owns flag names and defaults. It must not start anything.
 
+#[cfg(test)]
+use std::path::Path;
 use std::path::PathBuf;
 
 use tlsmint_runtime::cli::CommonArgs;
@@ -58,7 +60,8 @@ pub struct Args {
     #[arg(
         long,
         env = "TLSMINT_CSI_REGISTRATION_DIR",
-        default_value = "/var/lib/kubelet/plugins_registry"
+        default_value = "/var/lib/kubelet/plugins_registry",
+        value_parser = path_or_empty
     )]
     pub registration_dir: PathBuf,
 
@@ -69,4 +72,38 @@ pub struct Args {
         default_value = "/var/lib/tlsmint-csi"
     )]
     pub state_dir: PathBuf,
+}
+
+/// A path that may be empty (clap's own path parser refuses an empty value, which
+/// `--registration-dir ''` needs to mean "do not register").
+fn path_or_empty(value: &str) -> Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(value))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    const REQUIRED: [&str; 5] = [
+        "tlsmint-csi",
+        "--node-name",
+        "n1",
+        "--api-endpoint",
+        "http://127.0.0.1:8201",
+    ];
+
+    #[test]
+    fn an_empty_registration_dir_means_do_not_register() {
+        let args =
+            Args::try_parse_from(REQUIRED.iter().chain(&["--registration-dir", ""])).unwrap();
+        assert!(args.registration_dir.as_os_str().is_empty());
+        let args = Args::try_parse_from(REQUIRED).unwrap();
+        assert_eq!(
+            args.registration_dir,
+            Path::new("/var/lib/kubelet/plugins_registry")
+        );
+    }
 }

@@ -91,9 +91,7 @@ impl Node for NodeService {
         request: Request<pb::NodePublishVolumeRequest>,
     ) -> Result<Response<pb::NodePublishVolumeResponse>, Status> {
         let req = request.into_inner();
-        if req.volume_id.is_empty() {
-            return Err(Status::invalid_argument("volume_id is required"));
-        }
+        required(&req.volume_id, &req.target_path)?;
         let capability = req.volume_capability.as_ref();
         let mount = match capability.and_then(|c| c.access_type.as_ref()) {
             Some(volume_capability::AccessType::Mount(mount)) => mount.clone(),
@@ -124,9 +122,7 @@ impl Node for NodeService {
         request: Request<pb::NodeUnpublishVolumeRequest>,
     ) -> Result<Response<pb::NodeUnpublishVolumeResponse>, Status> {
         let req = request.into_inner();
-        if req.volume_id.is_empty() {
-            return Err(Status::invalid_argument("volume_id is required"));
-        }
+        required(&req.volume_id, &req.target_path)?;
         self.manager
             .unpublish(&req.volume_id, &req.target_path)
             .await
@@ -161,6 +157,18 @@ impl Node for NodeService {
             max_volumes_per_node: 0,
         }))
     }
+}
+
+/// The two fields every publish and unpublish needs, checked in the order of the CSI
+/// spec, so the message names the missing one.
+fn required(volume_id: &str, target_path: &str) -> Result<(), Status> {
+    if volume_id.is_empty() {
+        return Err(Status::invalid_argument("volume_id is required"));
+    }
+    if target_path.is_empty() {
+        return Err(Status::invalid_argument("target_path is required"));
+    }
+    Ok(())
 }
 
 /// The status code of a manager error. Exhaustive, so a new error must pick its code.
@@ -207,4 +215,104 @@ fn to_status(error: VolumeError) -> Status {
         _ => error.to_string(),
     };
     Status::new(code, message)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use tlsmint_client::{Client, ClientConfig, Token, TokenSource};
+    use tlsmint_runtime::cpu::CpuPool;
+    use tlsmint_runtime::prometheus_client::registry::Registry;
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::issue::Issuer;
+    use crate::manager::Config;
+    use crate::metrics::Metrics;
+    use crate::mount::MemoryMounter;
+    use crate::store::Store;
+
+    /// A node service over a manager whose issuance API is never reached.
+    fn node(root: &std::path::Path) -> NodeService {
+        let config = ClientConfig::new(
+            "http://127.0.0.1:9",
+            TokenSource::Static(Token::new("unused").unwrap()),
+        );
+        let channel = Client::lazy_channel(&config).unwrap();
+        let manager = Manager::new(
+            Config {
+                pods_dir: root.join("pods"),
+            },
+            Store::open(&root.join("state")).unwrap(),
+            Arc::new(MemoryMounter::default()),
+            Issuer::new(channel, CpuPool::new(1)),
+            Clock::system(),
+            Metrics::register(&mut Registry::default()),
+        );
+        let plugin = Plugin {
+            name: "csi.tlsmint.io".into(),
+            version: "0".into(),
+            node_id: "n1".into(),
+        };
+        NodeService::new(plugin, manager)
+    }
+
+    fn mount_capability() -> Option<pb::VolumeCapability> {
+        Some(pb::VolumeCapability {
+            access_type: Some(volume_capability::AccessType::Mount(Default::default())),
+            ..Default::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn missing_fields_are_invalid_arguments_that_name_the_field() {
+        let root = std::env::temp_dir().join(format!("tlsmint-csi-node-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("pods")).unwrap();
+        let node = node(&root);
+        let target = root.join("pods/u1/volumes/kubernetes.io~csi/v/mount");
+        let target = target.display().to_string();
+        let publish = |volume_id: &str, target_path: &str, cap| pb::NodePublishVolumeRequest {
+            volume_id: volume_id.into(),
+            target_path: target_path.into(),
+            volume_capability: cap,
+            ..Default::default()
+        };
+        let cases = [
+            (publish("", "", None), "volume_id"),
+            (publish("v1", "", None), "target_path"),
+            (publish("v1", "", mount_capability()), "target_path"),
+            (publish("v1", &target, None), "volume_capability"),
+        ];
+        for (req, field) in cases {
+            let err = node
+                .node_publish_volume(Request::new(req))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
+            assert!(err.message().contains(field), "{field}: {}", err.message());
+        }
+        let unpublish = |volume_id: &str, target_path: &str| pb::NodeUnpublishVolumeRequest {
+            volume_id: volume_id.into(),
+            target_path: target_path.into(),
+        };
+        for (req, field) in [
+            (unpublish("", ""), "volume_id"),
+            (unpublish("v1", ""), "target_path"),
+        ] {
+            let err = node
+                .node_unpublish_volume(Request::new(req))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument, "{field}: {err:?}");
+            assert!(err.message().contains(field), "{field}: {}", err.message());
+        }
+        // An unknown volume at a target that does not exist: OK (a NotFound would leave
+        // the pod stuck Terminating).
+        node.node_unpublish_volume(Request::new(unpublish("v1", &target)))
+            .await
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

@@ -20,7 +20,8 @@ go_mod_version() {
 K8S_VERSION="$(go_mod_version kubernetes k8s.io/kubernetes)"
 HELM_VERSION="$(go_mod_version helm helm.sh/helm/v3)"
 ETCD_VERSION="$(go_mod_version etcd go.etcd.io/etcd/server/v3)"
-[[ -n "$K8S_VERSION" && -n "$HELM_VERSION" && -n "$ETCD_VERSION" ]] ||
+CSI_SANITY_VERSION="$(go_mod_version csi-sanity github.com/kubernetes-csi/csi-test/v5)"
+[[ -n "$K8S_VERSION" && -n "$HELM_VERSION" && -n "$ETCD_VERSION" && -n "$CSI_SANITY_VERSION" ]] ||
 	{ echo "e2e/cluster/lib.sh: cannot read the versions from go/*/go.mod" >&2; exit 1; }
 
 # Image names. Never :latest (pods use imagePullPolicy Never/IfNotPresent and
@@ -38,6 +39,10 @@ E2E_BIN_KEY="$(e2e_hash go/kubernetes/go.mod go/kubernetes/go.sum go/helm/go.mod
 # K8S_BIN: kube-apiserver, kube-controller-manager, kube-scheduler, kubelet,
 # kubectl, helm, etcd.
 E2E_BIN_DIR="$E2E_CACHE/bin-k8s-$K8S_VERSION-$E2E_BIN_KEY"
+# csi-sanity and its stand-in controller (e2e/run-csi-sanity), in a folder of their own
+# so that a change to them does not rebuild the Kubernetes binaries.
+E2E_CSI_SANITY_KEY="$(e2e_hash go/csi-sanity/go.mod go/csi-sanity/go.sum go/csi-sanity/inline-controller/main.go build.env)"
+E2E_CSI_SANITY_DIR="$E2E_CACHE/bin-csi-sanity-$CSI_SANITY_VERSION-$E2E_CSI_SANITY_KEY"
 E2E_IMAGES_KEY="$(e2e_hash mkimage.py images/pause.c build.env)"
 E2E_IMAGES_DIR="$E2E_CACHE/images-$E2E_IMAGES_KEY"
 
