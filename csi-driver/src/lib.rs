@@ -12,6 +12,7 @@
 //! a CSR. The driver writes no Kubernetes object.
 
 pub mod app;
+pub mod authority;
 pub mod cli;
 pub mod clock;
 pub mod issue;
