@@ -22,6 +22,7 @@ use tlsmint_ca::{CaConfig, CertificateAuthority, KeyEncoding, KeySpec, Subject};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::rights::SubjectAccessReviewRights;
 use super::tls::ServingCert;
 use super::tokenreview::TokenReviewAuthenticator;
 use super::{ApiArgs, ServeError, Services};
@@ -110,6 +111,10 @@ pub async fn start(
     );
     let services = Services {
         registry,
+        rights: Arc::new(SubjectAccessReviewRights::new(
+            client.clone(),
+            args.token_cache_ttl(),
+        )),
         authenticator: Arc::new(TokenReviewAuthenticator::new(
             client,
             args.token_cache_ttl(),

@@ -198,6 +198,10 @@ async fn scenario(client: kube::Client, ns: String) {
     let services = Services {
         registry,
         authenticator: Arc::new(auth),
+        rights: Arc::new(super::rights::SubjectAccessReviewRights::new(
+            client.clone(),
+            Duration::from_secs(1),
+        )),
         revocations: Revocations::new(store.clone(), Settings::default()),
         token_key: [3; 32],
         tls: None,
