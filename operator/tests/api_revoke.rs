@@ -197,7 +197,7 @@ fn the_holder_revokes_with_its_key_and_a_wrong_key_or_foreign_certificate_is_ref
 fn a_revocation_flood_is_throttled_and_legitimate_revocations_still_land() {
     let server = common::start(&[
         "--rate-limit",
-        "2",
+        "0.5",
         "--rate-burst",
         "5",
         "--crl-batch-window",
