@@ -280,12 +280,13 @@ async fn revoke_checked(
         None => None,
     };
     let (serial, not_after, by, proof) = if with_key {
-        let key_text = params.string("private_key")?.ok_or_else(|| {
+        // Zeroed when dropped; neither it nor a parse error of it is logged or echoed.
+        let key_text = zeroize::Zeroizing::new(params.string("private_key")?.ok_or_else(|| {
             ApiError::InvalidArgument(
                 "missing private_key: revoke-with-key needs the certificate's private key (PEM)"
                     .into(),
             )
-        })?;
+        })?);
         let (pem_text, by) = match (cert_text, &serial_given) {
             (Some(cert), _) => (cert, "certificate"),
             (None, Some(serial)) => match state.recent.get(serial) {
@@ -306,7 +307,6 @@ async fn revoke_checked(
         };
         let der = pem::decode_certificate(&pem_text)?;
         issued_by_mount(&der, ca.certificate_der(), mount)?;
-        // Neither the key nor its parse error is ever logged or echoed with key bytes.
         let key = PrivateKey::from_pem(&key_text).map_err(|e| {
             ApiError::InvalidArgument(format!(
                 "private_key is not a usable private key: {}",
