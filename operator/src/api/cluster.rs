@@ -3,7 +3,8 @@
 //! operator's namespace, created once, never replaced, its certificate
 //! published in a ConfigMap for clients), each replica's serving
 //! certificate (rotated at half of its life without a restart), TokenReview
-//! authentication, ConfigMap-backed revocations, and both servers.
+//! authentication, SubjectAccessReview for the revoke right,
+//! ConfigMap-backed revocations, and both servers.
 //!
 //! Owns: that bootstrap. Must not: replace an existing internal CA key (a
 //! broken one is an error), or log key material.

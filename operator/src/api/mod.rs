@@ -19,7 +19,8 @@
 //! It creates (once) the internal CA in Secret `tlsmint-api-ca`, publishes
 //! its certificate in ConfigMap `tlsmint-api-ca` (`ca.crt`) for clients,
 //! serves gRPC and HTTPS with a rotating serving certificate, verifies tokens
-//! with TokenReview and keeps revocations in ConfigMaps. The pieces
+//! with TokenReview, asks SubjectAccessReview who may revoke by serial
+//! ([`rights`]) and keeps revocations in ConfigMaps. The pieces
 //! ([`bind`], [`serve`], [`Services`]) remain available for other wiring.
 
 pub mod audit;
