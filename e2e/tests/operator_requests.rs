@@ -170,3 +170,221 @@ async fn signs_csrs_revokes_refuses_foreign_secrets_and_exports_metrics() {
         "tlsmint_operator_certificates_issued_total{{role=\"{role}\"}} 1"
     )));
 }
+
+/// `POST https://<addr><path>` with `X-Vault-Token: token` through curl, trusting `ca`:
+/// (status, JSON body).
+async fn vault_post(
+    ca: &std::path::Path,
+    addr: std::net::SocketAddr,
+    path: &str,
+    token: &str,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20", "--cacert"])
+        .arg(ca)
+        .args(["-X", "POST", "-H", "content-type: application/json"])
+        .arg("-H")
+        .arg(format!("x-vault-token: {token}"))
+        .arg("--data-binary")
+        .arg(body.to_string())
+        .args(["-w", "\n%{http_code}"])
+        .arg(format!("https://{addr}{path}"))
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (json, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let code: u16 = code.trim().parse().unwrap_or_else(|_| {
+        panic!(
+            "curl gave no status: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (
+        code,
+        serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Revocation rights on the real API server, under the chart's RBAC: revoking by serial
+/// needs the `revoke` verb on the PkiMount (a SubjectAccessReview the operator makes with
+/// the chart's `subjectaccessreviews create`), granted by binding the chart's
+/// `<release>-revoker` ClusterRole; a holder revokes with its key without it.
+#[tokio::test]
+async fn revoking_by_serial_needs_the_rbac_revoke_right_and_a_holder_uses_its_key() {
+    use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
+    use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
+    use tlsmint_e2e::DeleteOnDrop;
+
+    let env = OperatorEnv::new("op-revoke").await.unwrap();
+    let operator = env.start_operator("replica-a").await.unwrap();
+    let apps = TestNamespace::create(&env.client, "op-revoke-apps")
+        .await
+        .unwrap();
+    let h = env.hierarchy(&[apps.name()]).await.unwrap();
+    let (int, role) = (h.int.clone(), h.role.clone());
+    let pp = PostParams::default();
+    let sas: Api<ServiceAccount> = Api::namespaced(env.client.clone(), apps.name());
+    for sa in ["tenant-a", "tenant-b"] {
+        let account = ServiceAccount {
+            metadata: kube::api::ObjectMeta {
+                name: Some(sa.into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        sas.create(&pp, &account).await.unwrap();
+    }
+    let token = |sa: &'static str| {
+        let ns = apps.name().to_owned();
+        async move {
+            tlsmint_e2e::kubectl([
+                "create",
+                "token",
+                sa,
+                "-n",
+                &ns,
+                "--audience",
+                "tlsmint",
+                "--duration=1h",
+            ])
+            .await
+            .unwrap()
+            .trim()
+            .to_owned()
+        }
+    };
+    let (a, b) = (token("tenant-a").await, token("tenant-b").await);
+    let maps: Api<ConfigMap> = Api::namespaced(env.client.clone(), env.namespace.name());
+    let ca_pem = maps
+        .get("tlsmint-api-ca")
+        .await
+        .unwrap()
+        .data
+        .unwrap()
+        .remove("ca.crt")
+        .unwrap();
+    let ca = env.dir.join("api-ca.crt");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let addr = operator.http_api_addr().unwrap();
+
+    let issue = |cn: &'static str| {
+        let (ca, a) = (ca.clone(), a.clone());
+        let path = format!("/v1/{int}/issue/{role}");
+        async move {
+            let (code, body) = vault_post(
+                &ca,
+                addr,
+                &path,
+                &a,
+                &serde_json::json!({"common_name": cn}),
+            )
+            .await;
+            assert_eq!(code, 200, "{body}");
+            body["data"].clone()
+        }
+    };
+    let first = issue("first.example.com").await;
+    let serial = first["serial_number"].as_str().unwrap().to_owned();
+    let revoke_path = format!("/v1/{int}/revoke");
+
+    // Tenant B (also a subject of the role) may not revoke tenant A's certificate by serial.
+    let (code, body) = vault_post(
+        &ca,
+        addr,
+        &revoke_path,
+        &b,
+        &serde_json::json!({"serial_number": serial}),
+    )
+    .await;
+    assert_eq!(code, 403, "{body}");
+    let text = body["errors"].to_string();
+    assert!(
+        text.contains("pkimounts.pki.tlsmint.io") && text.contains("revoke"),
+        "{text}"
+    );
+
+    // The holder revokes its other certificate with its key, without any right.
+    let second = issue("second.example.com").await;
+    let (code, body) = vault_post(
+        &ca,
+        addr,
+        &format!("/v1/{int}/revoke-with-key"),
+        &a,
+        &serde_json::json!({"certificate": second["certificate"], "private_key": second["private_key"]}),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+
+    // Binding the chart's revoker ClusterRole to tenant B gives it the right.
+    let binding_name = format!("{}-revoker-b", env.id);
+    let _binding = DeleteOnDrop::new::<ClusterRoleBinding>(None, &binding_name);
+    let bindings: Api<ClusterRoleBinding> = Api::all(env.client.clone());
+    bindings
+        .create(
+            &pp,
+            &ClusterRoleBinding {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(binding_name.clone()),
+                    ..Default::default()
+                },
+                role_ref: RoleRef {
+                    api_group: "rbac.authorization.k8s.io".into(),
+                    kind: "ClusterRole".into(),
+                    name: format!("{}-tlsmint-revoker", env.id),
+                },
+                subjects: Some(vec![Subject {
+                    kind: "ServiceAccount".into(),
+                    name: "tenant-b".into(),
+                    namespace: Some(apps.name().to_owned()),
+                    ..Default::default()
+                }]),
+            },
+        )
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        let (code, body) = vault_post(
+            &ca,
+            addr,
+            &revoke_path,
+            &b,
+            &serde_json::json!({"serial_number": serial}),
+        )
+        .await;
+        if code == 200 {
+            break;
+        }
+        assert_eq!(code, 403, "{body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the binding never took effect: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    // Both revocations are in the mount's records.
+    let stored = maps
+        .get(&format!("tlsmint-revocations-{int}"))
+        .await
+        .unwrap()
+        .data
+        .unwrap_or_default()
+        .into_values()
+        .collect::<String>();
+    assert!(stored.contains(&serial), "{stored}");
+    assert!(
+        stored.contains(second["serial_number"].as_str().unwrap()),
+        "{stored}"
+    );
+    // The audit line says who revoked by serial.
+    let log = std::fs::read_to_string(&operator.log).unwrap();
+    assert!(
+        log.lines().any(|l| l.contains("certificate revoked")
+            && l.contains(&serial)
+            && l.contains(&format!("{}/tenant-b", apps.name()))
+            && l.contains("rbac")),
+        "no audit line for {serial} by tenant-b"
+    );
+}

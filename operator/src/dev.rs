@@ -154,6 +154,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             &args.dev_namespace,
             &args.dev_service_account,
         )),
+        rights: Arc::new(api::rights::DevRights),
         revocations: Revocations::new(
             Arc::new(MemoryStore::default()),
             args.api.revocation_settings(),

@@ -83,10 +83,85 @@ pub fn verify_issued_by(child: &[u8], issuer: &[u8]) -> std::result::Result<(), 
         })
 }
 
+/// Checks that `key` is the private key of the DER certificate `cert`: the
+/// same key algorithm, parameters (the curve) and public key. The key was
+/// already checked to be a consistent key pair when it was read
+/// ([`crate::PrivateKey::from_pem`]), so this proves possession. Messages
+/// never include key material.
+pub fn key_matches_certificate(
+    cert: &[u8],
+    key: &crate::PrivateKey,
+) -> std::result::Result<(), String> {
+    use x509_parser::prelude::SubjectPublicKeyInfo;
+    use x509_parser::public_key::PublicKey;
+    let (_, cert) = X509Certificate::from_der(cert).map_err(|e| format!("the certificate: {e}"))?;
+    let key_spki = key.public_key_der();
+    let (_, ours) = SubjectPublicKeyInfo::from_der(&key_spki)
+        .map_err(|e| format!("the private key's public part: {e}"))?;
+    let theirs = cert.public_key();
+    if ours.algorithm.algorithm != theirs.algorithm.algorithm {
+        return Err(format!(
+            "the private key is {} but the certificate holds another kind of key",
+            key.spec()
+        ));
+    }
+    let same = match (ours.parsed(), theirs.parsed()) {
+        (Ok(PublicKey::RSA(a)), Ok(PublicKey::RSA(b))) => {
+            let trim =
+                |v: &[u8]| -> Vec<u8> { v.iter().copied().skip_while(|b| *b == 0).collect() };
+            trim(a.modulus) == trim(b.modulus) && trim(a.exponent) == trim(b.exponent)
+        }
+        _ => {
+            let params = |p: &Option<x509_parser::der_parser::asn1_rs::Any<'_>>| {
+                p.as_ref().map(|a| a.data.to_vec())
+            };
+            params(&ours.algorithm.parameters) == params(&theirs.algorithm.parameters)
+                && ours.subject_public_key.data == theirs.subject_public_key.data
+        }
+    };
+    if same {
+        Ok(())
+    } else {
+        Err("the private key does not belong to the certificate (its public key differs)".into())
+    }
+}
+
 /// Formats a time as RFC 3339 (UTC, seconds).
 pub fn rfc3339(t: OffsetDateTime) -> String {
     t.replace_nanosecond(0)
         .unwrap_or(t)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::{KeySpec, PrivateKey};
+
+    fn self_signed(key: &PrivateKey) -> Vec<u8> {
+        let params = rcgen::CertificateParams::new(vec!["a.example.com".to_owned()]).unwrap();
+        params.self_signed(key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn a_key_matches_only_its_own_certificate() {
+        for spec in [KeySpec::EcdsaP256, KeySpec::Ed25519, KeySpec::Rsa2048] {
+            let key = PrivateKey::generate(spec).unwrap();
+            let cert = self_signed(&key);
+            key_matches_certificate(&cert, &key).unwrap();
+            let other = PrivateKey::generate(spec).unwrap();
+            let err = key_matches_certificate(&cert, &other).unwrap_err();
+            assert!(err.contains("does not belong"), "{spec}: {err}");
+        }
+        let p256 = PrivateKey::generate(KeySpec::EcdsaP256).unwrap();
+        let p384 = PrivateKey::generate(KeySpec::EcdsaP384).unwrap();
+        let err = key_matches_certificate(&self_signed(&p256), &p384).unwrap_err();
+        assert!(err.contains("does not belong"), "{err}");
+        let ed = PrivateKey::generate(KeySpec::Ed25519).unwrap();
+        let err = key_matches_certificate(&self_signed(&p256), &ed).unwrap_err();
+        assert!(err.contains("another kind of key"), "{err}");
+        assert!(key_matches_certificate(b"junk", &p256).is_err());
+    }
 }

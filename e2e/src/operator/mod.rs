@@ -194,6 +194,12 @@ impl OperatorEnv {
         >(None, &role_name));
         cluster_scoped
             .push(DeleteOnDrop::new::<k8s_openapi::api::rbac::v1::ClusterRole>(None, &role_name));
+        cluster_scoped.push(
+            DeleteOnDrop::new::<k8s_openapi::api::rbac::v1::ClusterRole>(
+                None,
+                &format!("{id}-tlsmint-revoker"),
+            ),
+        );
         cluster_scoped.push(DeleteOnDrop::new::<
             k8s_openapi::api::flowcontrol::v1::FlowSchema,
         >(None, &format!("{role_name}-leader-election")));
@@ -443,8 +449,8 @@ fn mount_spec(mount_type: MountType, cn: &str) -> PkiMountSpec {
     }
 }
 
-/// `helm template` of the chart's RBAC (ServiceAccount, ClusterRole, Role, bindings) for a
-/// release named `id` in `namespace`.
+/// `helm template` of the chart's RBAC (ServiceAccount, ClusterRole, Role, bindings, and the
+/// unbound `<id>-tlsmint-revoker` ClusterRole) for a release named `id` in `namespace`.
 async fn render_rbac(id: &str, namespace: &str) -> Result<String> {
     let chart = workspace_root().join("charts").join("tlsmint");
     let output = tokio::process::Command::new(tool_path("helm")?)
@@ -459,6 +465,8 @@ async fn render_rbac(id: &str, namespace: &str) -> Result<String> {
             "templates/operator-rbac.yaml",
             "--show-only",
             "templates/operator-flowschema.yaml",
+            "--show-only",
+            "templates/revoker-rbac.yaml",
         ])
         .output()
         .await

@@ -189,6 +189,23 @@ impl OperatorProcess {
         Ok(())
     }
 
+    /// The address of its Vault-compatible HTTPS API (the port the kernel picked), from the
+    /// `issuance APIs listening` log line.
+    pub fn http_api_addr(&self) -> Result<SocketAddr> {
+        let text = std::fs::read_to_string(&self.log)?;
+        let line = text
+            .lines()
+            .find(|l| l.contains("issuance APIs listening"))
+            .context("no `issuance APIs listening` line in the log yet")?;
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http.addr="))
+            .context("the listening line has no http.addr")?;
+        addr.trim_matches('"')
+            .parse()
+            .with_context(|| format!("http.addr {addr:?} is not an address"))
+    }
+
     /// The last `lines` lines of its log.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

@@ -99,16 +99,44 @@ pub fn unauthenticated(channel: Channel, op: &'static str, err: &ApiError) {
     );
 }
 
-/// A certificate was revoked.
-pub fn revoked(channel: Channel, caller: &Caller, mount: &str, serial: &Serial) {
+/// What the audit line of a revocation says.
+#[derive(Debug)]
+pub struct Revoked<'a> {
+    /// `revoke` or `revoke-with-key`.
+    pub op: &'static str,
+    /// Who revoked.
+    pub caller: &'a Caller,
+    /// The mount.
+    pub mount: &'a str,
+    /// The revoked serial.
+    pub serial: &'a Serial,
+    /// What identified the certificate: `serial` or `certificate`.
+    pub by: &'static str,
+    /// What allowed it: `rbac` (the `revoke` right), `root_token` (dev) or
+    /// `private_key` (proof of possession).
+    pub proof: &'static str,
+    /// When the entry may leave the revocation list.
+    pub keep_until: time::OffsetDateTime,
+}
+
+/// A certificate was revoked: who did it, how the certificate was named and
+/// what allowed it.
+pub fn revoked(channel: Channel, r: Revoked<'_>) {
     tracing::info!(
         target: "tlsmint::audit",
         audit = true,
         audit.event = "revoked",
         audit.api = channel.as_str(),
-        caller = %caller.key(),
-        mount,
-        x509.serial = %serial,
+        audit.op = r.op,
+        caller = %r.caller.key(),
+        caller.root = r.caller.root,
+        pod.name = r.caller.pod_name.as_deref().unwrap_or(""),
+        pod.uid = r.caller.pod_uid.as_deref().unwrap_or(""),
+        mount = r.mount,
+        x509.serial = %r.serial,
+        revoke.by = r.by,
+        revoke.proof = r.proof,
+        revoke.keep_until = r.keep_until.unix_timestamp(),
         "certificate revoked"
     );
 }

@@ -45,6 +45,9 @@ pub struct Caller {
     pub pod_uid: Option<String>,
     /// The dev root token: passes `subjects` checks.
     pub root: bool,
+    /// Groups the API server reported in the TokenReview (empty when unknown:
+    /// [`Caller::groups`] then gives a ServiceAccount's standard groups).
+    pub groups: Vec<String>,
 }
 
 impl Caller {
@@ -56,7 +59,29 @@ impl Caller {
             pod_name: None,
             pod_uid: None,
             root: false,
+            groups: Vec::new(),
         }
+    }
+
+    /// The Kubernetes user name, `system:serviceaccount:<namespace>:<name>`.
+    pub fn username(&self) -> String {
+        format!(
+            "system:serviceaccount:{}:{}",
+            self.namespace, self.service_account
+        )
+    }
+
+    /// The caller's groups for authorization: those the TokenReview reported,
+    /// else the ones Kubernetes gives every ServiceAccount.
+    pub fn groups(&self) -> Vec<String> {
+        if !self.groups.is_empty() {
+            return self.groups.clone();
+        }
+        vec![
+            "system:serviceaccounts".to_owned(),
+            format!("system:serviceaccounts:{}", self.namespace),
+            "system:authenticated".to_owned(),
+        ]
     }
 
     /// The identity the policy fills templates from.

@@ -3,7 +3,8 @@
 //! operator's namespace, created once, never replaced, its certificate
 //! published in a ConfigMap for clients), each replica's serving
 //! certificate (rotated at half of its life without a restart), TokenReview
-//! authentication, ConfigMap-backed revocations, and both servers.
+//! authentication, SubjectAccessReview for the revoke right,
+//! ConfigMap-backed revocations, and both servers.
 //!
 //! Owns: that bootstrap. Must not: replace an existing internal CA key (a
 //! broken one is an error), or log key material.
@@ -22,6 +23,7 @@ use tlsmint_ca::{CaConfig, CertificateAuthority, KeyEncoding, KeySpec, Subject};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::rights::SubjectAccessReviewRights;
 use super::tls::ServingCert;
 use super::tokenreview::TokenReviewAuthenticator;
 use super::{ApiArgs, ServeError, Services};
@@ -110,6 +112,10 @@ pub async fn start(
     );
     let services = Services {
         registry,
+        rights: Arc::new(SubjectAccessReviewRights::new(
+            client.clone(),
+            args.token_cache_ttl(),
+        )),
         authenticator: Arc::new(TokenReviewAuthenticator::new(
             client,
             args.token_cache_ttl(),

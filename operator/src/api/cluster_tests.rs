@@ -198,6 +198,10 @@ async fn scenario(client: kube::Client, ns: String) {
     let services = Services {
         registry,
         authenticator: Arc::new(auth),
+        rights: Arc::new(super::rights::SubjectAccessReviewRights::new(
+            client.clone(),
+            Duration::from_secs(1),
+        )),
         revocations: Revocations::new(store.clone(), Settings::default()),
         token_key: [3; 32],
         tls: None,
@@ -274,11 +278,30 @@ async fn scenario(client: kube::Client, ns: String) {
     .await;
     let serial = issued["data"]["serial_number"].as_str().unwrap().to_owned();
 
-    // Revocation lands in the ConfigMap; another replica's store sees it.
-    post(
+    // Revoking by serial needs the RBAC verb `revoke` on the PkiMount, which `web` lacks:
+    // the SubjectAccessReview says no, and the answer names the missing right.
+    let (status, denied) = post_status(
         &format!("{url}/v1/pki/revoke"),
         Some(&client_token),
         &serde_json::json!({"serial_number": serial}),
+    )
+    .await;
+    assert_eq!(status, 403, "{denied}");
+    assert!(
+        denied["errors"]
+            .to_string()
+            .contains("pkimounts.pki.tlsmint.io"),
+        "{denied}"
+    );
+    // The holder revokes with its key; the revocation lands in the ConfigMap, and
+    // another replica's store sees it.
+    post(
+        &format!("{url}/v1/pki/revoke-with-key"),
+        Some(&client_token),
+        &serde_json::json!({
+            "certificate": issued["data"]["certificate"],
+            "private_key": issued["data"]["private_key"],
+        }),
     )
     .await;
     let other_replica = ConfigMapStore::new(client.clone(), &ns);
@@ -289,6 +312,16 @@ async fn scenario(client: kube::Client, ns: String) {
 }
 
 async fn post(url: &str, token: Option<&str>, body: &serde_json::Value) -> serde_json::Value {
+    let (status, value) = post_status(url, token, body).await;
+    assert!((200..300).contains(&status), "{url}: {status} {value}");
+    value
+}
+
+async fn post_status(
+    url: &str,
+    token: Option<&str>,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
     use http_body_util::{BodyExt, Full};
     use hyper_util::client::legacy::Client as HttpClient;
     use hyper_util::rt::TokioExecutor;
@@ -305,6 +338,5 @@ async fn post(url: &str, token: Option<&str>, body: &serde_json::Value) -> serde
     let status = resp.status();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    assert!(status.is_success(), "{url}: {status} {value}");
-    value
+    (status.as_u16(), value)
 }

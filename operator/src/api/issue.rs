@@ -94,16 +94,21 @@ pub async fn run(
     result
 }
 
+/// The answer to a caller over its rate limit (issuance and revocation share it).
+pub fn over_limit(caller: &Caller, limited: super::ratelimit::Limited) -> ApiError {
+    ApiError::ResourceExhausted(
+        format!(
+            "service account {} is over its rate limit; retry in {} ms",
+            caller.key(),
+            limited.retry_after.as_millis().max(1)
+        ),
+        limited.retry_after,
+    )
+}
+
 async fn run_checked(state: &ApiState, caller: &Caller, call: Call) -> Result<Outcome, ApiError> {
     if let Err(limited) = state.limiter.check(&caller.key(), Instant::now()) {
-        return Err(ApiError::ResourceExhausted(
-            format!(
-                "service account {} is over its rate limit; retry in {} ms",
-                caller.key(),
-                limited.retry_after.as_millis().max(1)
-            ),
-            limited.retry_after,
-        ));
+        return Err(over_limit(caller, limited));
     }
     let resolved = match &call.mount_path {
         Some(path) => state.registry.resolve_at_path(path, &call.role)?,

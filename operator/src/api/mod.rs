@@ -19,7 +19,8 @@
 //! It creates (once) the internal CA in Secret `tlsmint-api-ca`, publishes
 //! its certificate in ConfigMap `tlsmint-api-ca` (`ca.crt`) for clients,
 //! serves gRPC and HTTPS with a rotating serving certificate, verifies tokens
-//! with TokenReview and keeps revocations in ConfigMaps. The pieces
+//! with TokenReview, asks SubjectAccessReview who may revoke by serial
+//! ([`rights`]) and keeps revocations in ConfigMaps. The pieces
 //! ([`bind`], [`serve`], [`Services`]) remain available for other wiring.
 
 pub mod audit;
@@ -32,6 +33,7 @@ pub mod grpc;
 pub mod issue;
 pub mod ratelimit;
 pub mod recent;
+pub mod rights;
 pub mod tls;
 #[cfg(test)]
 mod tls_tests;
@@ -50,6 +52,7 @@ use crate::revocation::{self, Revocations};
 use auth::Authenticator;
 use ratelimit::RateLimiter;
 use recent::RecentCerts;
+use rights::Rights;
 use tls::ServingCert;
 use vault::tokens::ClientTokens;
 
@@ -107,6 +110,13 @@ pub struct ApiArgs {
     #[arg(long, env = "TLSMINT_REVOKED_GRACE", default_value = "1h")]
     pub revoked_grace: tlsmint_api::Duration,
 
+    /// Most live revocations one mount keeps for API callers (about 110 bytes
+    /// each in the mount's ConfigMap); past it revocations are refused with
+    /// 503 until entries expire. CertificateRequest revocations may use a
+    /// quarter more.
+    #[arg(long, env = "TLSMINT_MAX_REVOCATIONS", default_value_t = revocation::DEFAULT_MAX_ENTRIES)]
+    pub max_revocations: usize,
+
     /// Name of the Service in front of the APIs; the serving certificate covers
     /// `<service>`, `<service>.<ns>`, `<service>.<ns>.svc`,
     /// `<service>.<ns>.svc.cluster.local`, `localhost` and `127.0.0.1` (cluster mode).
@@ -142,6 +152,7 @@ impl ApiArgs {
             batch_window: self.crl_batch_window.as_std(),
             refresh_interval: self.revocation_refresh.as_std().max(Duration::from_secs(1)),
             grace: self.revoked_grace.as_std(),
+            max_entries: self.max_revocations.max(1),
         }
     }
 
@@ -170,6 +181,8 @@ pub struct ApiState {
     pub registry: Arc<Registry>,
     /// Verifies bearer tokens.
     pub auth: Arc<dyn Authenticator>,
+    /// Decides administrative rights (revoking by serial).
+    pub rights: Arc<dyn Rights>,
     /// Revocation records and CRLs.
     pub revocations: Arc<Revocations>,
     /// Per-ServiceAccount rate limits.
@@ -180,6 +193,12 @@ pub struct ApiState {
     pub recent: RecentCerts,
     /// Timing.
     pub settings: Settings,
+}
+
+impl std::fmt::Debug for dyn Rights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rights")
+    }
 }
 
 impl std::fmt::Debug for dyn Authenticator {
@@ -194,6 +213,9 @@ pub struct Services {
     pub registry: Arc<Registry>,
     /// TokenReview in cluster mode, [`auth::DevAuthenticator`] in dev mode.
     pub authenticator: Arc<dyn Authenticator>,
+    /// SubjectAccessReview in cluster mode, [`rights::DevRights`] (the root
+    /// token is the administrator) in dev mode.
+    pub rights: Arc<dyn Rights>,
     /// Revocations ([`revocation::MemoryStore`] in dev, ConfigMaps in cluster).
     pub revocations: Arc<Revocations>,
     /// HMAC key of Vault client tokens; the same on every replica.
@@ -289,6 +311,7 @@ pub async fn serve(
     let state = Arc::new(ApiState {
         registry: services.registry.clone(),
         auth: services.authenticator,
+        rights: services.rights,
         revocations: services.revocations.clone(),
         limiter: RateLimiter::new(args.rate_limit, args.rate_burst),
         tokens: ClientTokens::new(&services.token_key),

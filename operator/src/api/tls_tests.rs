@@ -88,6 +88,7 @@ async fn grpc_and_https_serve_tls_and_pick_up_a_new_certificate_without_restart(
     let services = Services {
         registry,
         authenticator: Arc::new(DevAuthenticator::new("root", "default", "default")),
+        rights: Arc::new(super::rights::DevRights),
         revocations: Revocations::new(Arc::new(MemoryStore::default()), Settings::default()),
         token_key: [1; 32],
         tls: Some(serving.clone()),

@@ -121,6 +121,7 @@ impl TokenReviewAuthenticator {
         let first = |key: &str| extra.get(key).and_then(|v| v.first()).cloned();
         caller.pod_name = first("authentication.kubernetes.io/pod-name");
         caller.pod_uid = first("authentication.kubernetes.io/pod-uid");
+        caller.groups = user.groups.unwrap_or_default();
         Ok(caller)
     }
 }

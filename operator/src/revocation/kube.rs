@@ -26,6 +26,9 @@ pub const NAME_PREFIX: &str = "tlsmint-revocations-";
 pub const MOUNT_LABEL: &str = "pki.tlsmint.io/mount";
 /// Attempts of a read-modify-write before giving up on conflicts.
 const ATTEMPTS: usize = 8;
+/// Largest document written: a ConfigMap holds at most 1 MiB (data and
+/// metadata together), so a document past this is refused, never truncated.
+pub const MAX_DOCUMENT_BYTES: usize = 900 * 1024;
 
 /// Revocations in ConfigMaps of the operator's namespace.
 #[derive(Clone)]
@@ -74,10 +77,21 @@ fn parse(mount: &str, cm: Option<&ConfigMap>) -> Result<StoredMount, StoreError>
 }
 
 fn render(mount: &str, doc: &StoredMount) -> Result<String, StoreError> {
-    serde_json::to_string(doc).map_err(|e| StoreError::Write {
+    let text = serde_json::to_string(doc).map_err(|e| StoreError::Write {
         mount: mount.to_owned(),
         reason: e.to_string(),
-    })
+    })?;
+    if text.len() > MAX_DOCUMENT_BYTES {
+        return Err(StoreError::Full {
+            mount: mount.to_owned(),
+            reason: format!(
+                "{} entries take {} bytes, over the {MAX_DOCUMENT_BYTES}-byte ConfigMap budget",
+                doc.revoked.len(),
+                text.len()
+            ),
+        });
+    }
+    Ok(text)
 }
 
 impl RevocationStore for ConfigMapStore {
@@ -95,7 +109,7 @@ impl RevocationStore for ConfigMapStore {
             for _ in 0..ATTEMPTS {
                 let current = self.get(mount).await?;
                 let mut doc = parse(mount, current.as_ref())?;
-                if !mutate(&mut doc) {
+                if !mutate(&mut doc)? {
                     return Ok(doc);
                 }
                 let text = render(mount, &doc)?;
@@ -182,5 +196,26 @@ mod tests {
             ConfigMapStore::name("pki-int"),
             "tlsmint-revocations-pki-int"
         );
+    }
+
+    #[test]
+    fn a_document_over_the_configmap_budget_is_refused_not_written() {
+        let entry = |i: usize| crate::revocation::StoredEntry {
+            serial: format!("{i:040x}"),
+            revoked_at: 1_700_000_000,
+            keep_until: 1_800_000_000,
+        };
+        let small = StoredMount {
+            crl_number: 1,
+            revoked: (0..100).map(entry).collect(),
+        };
+        assert!(render("pki", &small).is_ok());
+        let huge = StoredMount {
+            crl_number: 1,
+            revoked: (0..20_000).map(entry).collect(),
+        };
+        let err = render("pki", &huge).unwrap_err();
+        assert!(matches!(err, StoreError::Full { .. }), "{err}");
+        assert!(err.to_string().contains("full"), "{err}");
     }
 }

@@ -39,7 +39,16 @@ pub struct Settings {
     /// How long an entry stays on the CRL after its certificate expired
     /// (used where only the notAfter is known).
     pub grace: Duration,
+    /// Most live entries one mount holds for API revocations; past it an API
+    /// revocation is refused ([`StoreError::Full`]). CertificateRequest
+    /// revocations may use a reserve of a quarter more, so a flood through
+    /// the API cannot block them.
+    pub max_entries: usize,
 }
+
+/// Default of [`Settings::max_entries`]: about 110 bytes each in the
+/// ConfigMap, so 5,000 live entries (plus the reserve) stay well under 1 MiB.
+pub const DEFAULT_MAX_ENTRIES: usize = 5_000;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -47,8 +56,19 @@ impl Default for Settings {
             batch_window: Duration::from_secs(1),
             refresh_interval: Duration::from_secs(30),
             grace: Duration::from_secs(3600),
+            max_entries: DEFAULT_MAX_ENTRIES,
         }
     }
+}
+
+/// Who asks for a revocation: decides how much of the list it may fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The issuance APIs (callers on the network): up to `max_entries`.
+    Api,
+    /// A CertificateRequest's `revoked: true` (the cluster's own objects):
+    /// up to `max_entries` plus a quarter.
+    Request,
 }
 
 /// A CRL as served, with the CA that signed it.
@@ -116,13 +136,16 @@ impl Revocations {
 
     /// Revokes `serial` under `mount`, keeping it on the CRL until
     /// `keep_until`. Idempotent: revoking again returns the first revocation
-    /// time. The CRL follows within `batch_window`.
+    /// time. Expired entries are pruned first; when the live entries reach
+    /// the limit of `origin`, nothing is written and [`StoreError::Full`]
+    /// says so. The CRL follows within `batch_window`.
     pub async fn revoke(
         &self,
         mount: &str,
         serial: &Serial,
         keep_until: OffsetDateTime,
         now: OffsetDateTime,
+        origin: Origin,
     ) -> Result<OffsetDateTime, RevocationError> {
         let hex = serial.to_colon_hex();
         let entry = StoredEntry {
@@ -130,16 +153,33 @@ impl Revocations {
             revoked_at: now.unix_timestamp(),
             keep_until: keep_until.unix_timestamp(),
         };
+        let max = self.settings.max_entries.max(1);
+        let limit = match origin {
+            Origin::Api => max,
+            Origin::Request => max.saturating_add(max / 4),
+        };
+        let now_secs = now.unix_timestamp();
+        let name = mount.to_owned();
         let stored = self
             .store
             .update(
                 mount,
                 Box::new(move |doc| {
                     if doc.revoked.iter().any(|e| e.serial == entry.serial) {
-                        return false;
+                        return Ok(false);
+                    }
+                    doc.revoked.retain(|e| e.keep_until > now_secs);
+                    if doc.revoked.len() >= limit {
+                        return Err(StoreError::Full {
+                            mount: name.clone(),
+                            reason: format!(
+                                "{} live entries, the limit is {limit}",
+                                doc.revoked.len()
+                            ),
+                        });
                     }
                     doc.revoked.push(entry.clone());
-                    true
+                    Ok(true)
                 }),
             )
             .await?;
@@ -219,7 +259,7 @@ impl Revocations {
                     doc.revoked.retain(|e| e.keep_until > now_secs);
                     let next = u64::try_from(now_secs).unwrap_or(0);
                     doc.crl_number = doc.crl_number.saturating_add(1).max(next);
-                    true
+                    Ok(true)
                 }),
             )
             .await?;

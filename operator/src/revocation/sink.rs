@@ -30,6 +30,7 @@ impl RevocationSink for Revocations {
                     &serial,
                     revocation.not_after + grace,
                     revocation.revoked_at.min(OffsetDateTime::now_utc()),
+                    super::Origin::Request,
                 )
                 .await
                 .map_err(|e| fail(e.to_string()))?;

@@ -39,8 +39,9 @@ pub struct StoredEntry {
     pub keep_until: i64,
 }
 
-/// A change to a mount's stored document; returns whether it changed anything.
-pub type Mutation = Box<dyn FnMut(&mut StoredMount) -> bool + Send>;
+/// A change to a mount's stored document; returns whether it changed
+/// anything, or an error that leaves the stored document as it was.
+pub type Mutation = Box<dyn FnMut(&mut StoredMount) -> Result<bool, StoreError> + Send>;
 
 /// A store failed.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +60,18 @@ pub enum StoreError {
         /// Mount name.
         mount: String,
         /// Why.
+        reason: String,
+    },
+    /// The mount's revocation list is full: nothing was written. Entries
+    /// leave it as their certificates expire.
+    #[error(
+        "the revocation list of mount {mount} is full ({reason}); nothing was recorded. \
+         Entries leave it once their certificates expire; retry later or raise --max-revocations"
+    )]
+    Full {
+        /// Mount name.
+        mount: String,
+        /// Which limit was reached.
         reason: String,
     },
     /// The stored document is not valid JSON of the expected shape.
@@ -105,9 +118,11 @@ impl RevocationStore for MemoryStore {
     ) -> BoxFuture<'a, Result<StoredMount, StoreError>> {
         Box::pin(async move {
             let mut mounts = self.mounts.lock().unwrap_or_else(|e| e.into_inner());
-            let doc = mounts.entry(mount.to_owned()).or_default();
-            mutate(doc);
-            Ok(doc.clone())
+            let mut doc = mounts.get(mount).cloned().unwrap_or_default();
+            if mutate(&mut doc)? {
+                mounts.insert(mount.to_owned(), doc.clone());
+            }
+            Ok(doc)
         })
     }
 }

@@ -38,9 +38,18 @@ async fn revoke_is_idempotent_and_reaches_the_crl_and_status() {
     let now = OffsetDateTime::now_utc();
     let serial = Serial::random();
     let keep = now + time::Duration::hours(1);
-    let first = revocations.revoke("pki", &serial, keep, now).await.unwrap();
+    let first = revocations
+        .revoke("pki", &serial, keep, now, Origin::Api)
+        .await
+        .unwrap();
     let again = revocations
-        .revoke("pki", &serial, keep, now + time::Duration::seconds(5))
+        .revoke(
+            "pki",
+            &serial,
+            keep,
+            now + time::Duration::seconds(5),
+            Origin::Api,
+        )
         .await
         .unwrap();
     assert_eq!(first.unix_timestamp(), again.unix_timestamp());
@@ -65,11 +74,23 @@ async fn expired_entries_are_pruned_and_numbers_grow() {
     let short = Serial::random();
     let long = Serial::random();
     revocations
-        .revoke("pki", &short, now + time::Duration::minutes(1), now)
+        .revoke(
+            "pki",
+            &short,
+            now + time::Duration::minutes(1),
+            now,
+            Origin::Api,
+        )
         .await
         .unwrap();
     revocations
-        .revoke("pki", &long, now + time::Duration::hours(2), now)
+        .revoke(
+            "pki",
+            &long,
+            now + time::Duration::hours(2),
+            now,
+            Origin::Api,
+        )
         .await
         .unwrap();
     let first = revocations.rebuild(&mount, &ca, now).await.unwrap();
@@ -101,4 +122,74 @@ async fn crl_is_cached_until_half_of_its_life() {
         .await
         .unwrap();
     assert!(c.crl.number > a.crl.number);
+}
+
+#[tokio::test]
+async fn a_full_list_refuses_api_revocations_keeps_a_reserve_and_frees_as_entries_expire() {
+    let store = Arc::new(MemoryStore::default());
+    let settings = Settings {
+        max_entries: 4,
+        ..Settings::default()
+    };
+    let revocations = Revocations::new(store.clone(), settings);
+    let now = OffsetDateTime::now_utc();
+    let soon = now + time::Duration::minutes(1);
+    let mut first = Vec::new();
+    for _ in 0..4 {
+        let serial = Serial::random();
+        revocations
+            .revoke("pki", &serial, soon, now, Origin::Api)
+            .await
+            .unwrap();
+        first.push(serial);
+    }
+    let refused = revocations
+        .revoke("pki", &Serial::random(), soon, now, Origin::Api)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, RevocationError::Store(StoreError::Full { .. })),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("limit is 4"), "{refused}");
+    assert_eq!(store.load("pki").await.unwrap().revoked.len(), 4);
+    // Revoking an already revoked serial is still answered.
+    revocations
+        .revoke("pki", &first[0], soon, now, Origin::Api)
+        .await
+        .unwrap();
+    // A CertificateRequest revocation may use the reserve (a quarter: 1 here).
+    revocations
+        .revoke("pki", &Serial::random(), soon, now, Origin::Request)
+        .await
+        .unwrap();
+    assert!(
+        revocations
+            .revoke("pki", &Serial::random(), soon, now, Origin::Request)
+            .await
+            .is_err()
+    );
+    // Once the first certificates have expired, their entries leave and make room.
+    let later = now + time::Duration::minutes(5);
+    let fresh = Serial::random();
+    revocations
+        .revoke(
+            "pki",
+            &fresh,
+            later + time::Duration::hours(1),
+            later,
+            Origin::Api,
+        )
+        .await
+        .unwrap();
+    let stored = store.load("pki").await.unwrap();
+    assert_eq!(stored.revoked.len(), 1, "{stored:?}");
+    assert_eq!(stored.revoked[0].serial, fresh.to_colon_hex());
+    assert!(
+        revocations
+            .status("pki", &first[1])
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

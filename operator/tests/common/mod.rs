@@ -70,8 +70,20 @@ spec:
   allowAnyName: true
 "#;
 
+pub mod http;
+
 /// Starts a dev server with [`CONFIG`] and extra flags.
 pub fn start(extra: &[&str]) -> DevServer {
+    start_inner(extra, "warn", None)
+}
+
+/// Like [`start`], at log level `info` with the log (stdout after the
+/// banner) copied to `log`.
+pub fn start_logged(extra: &[&str], log: &std::path::Path) -> DevServer {
+    start_inner(extra, "info", Some(log))
+}
+
+fn start_inner(extra: &[&str], level: &str, log: Option<&std::path::Path>) -> DevServer {
     let dir = std::env::temp_dir().join(format!(
         "tlsmint-api-test-{}-{}",
         std::process::id(),
@@ -85,7 +97,7 @@ pub fn start(extra: &[&str]) -> DevServer {
         .arg(&dir)
         .args(["--dev-root-token-id", ROOT_TOKEN])
         .args(["--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0"])
-        .args(["--log-level", "warn"])
+        .args(["--log-level", level])
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -94,7 +106,8 @@ pub fn start(extra: &[&str]) -> DevServer {
     let stdout = child.stdout.take().unwrap();
     let mut http = String::new();
     let mut grpc = String::new();
-    for line in BufReader::new(stdout).lines() {
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(rest) = line.trim().strip_prefix("Vault API:") {
             http = rest.split_whitespace().next().unwrap().to_owned();
@@ -107,6 +120,16 @@ pub fn start(extra: &[&str]) -> DevServer {
         }
     }
     assert!(!http.is_empty() && !grpc.is_empty(), "banner not seen");
+    // The log goes to stdout after the banner: copy it to `log` until the process ends.
+    if let Some(path) = log {
+        let mut file = std::fs::File::create(path).unwrap();
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            for line in lines.map_while(Result::ok) {
+                let _ = writeln!(file, "{line}");
+            }
+        });
+    }
     DevServer {
         child,
         http,

@@ -185,9 +185,16 @@ def test_subjects_are_enforced_per_service_account(restricted):
         other.secrets.pki.generate_certificate(name="team-a", common_name="svc.team-a.example.com",
                                                mount_point="pki")
     assert "team-b/api" in str(denied.value)
-    # Revocation needs a subject of one of the mount's roles.
-    with pytest.raises(hvac.exceptions.Forbidden):
+    # Revoking by serial is an administrator's right (dev mode: the root token only)...
+    with pytest.raises(hvac.exceptions.Forbidden) as no_right:
         other.secrets.pki.revoke_certificate(serial_number=resp["data"]["serial_number"], mount_point="pki")
+    assert "revoke-with-key" in str(no_right.value)
+    with pytest.raises(hvac.exceptions.Forbidden):
+        allowed.secrets.pki.revoke_certificate(serial_number=resp["data"]["serial_number"], mount_point="pki")
+    # ...while the holder revokes with the certificate and its key (Vault's revoke-with-key).
+    done = allowed.adapter.post("/v1/pki/revoke-with-key", json={
+        "certificate": resp["data"]["certificate"], "private_key": resp["data"]["private_key"]})
+    assert done["data"]["state"] == "revoked"
 
 
 def test_refused_requests_still_get_vaults_error_shape(dev):

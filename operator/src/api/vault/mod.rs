@@ -1,5 +1,5 @@
 //! The Vault-compatible HTTP API (SPEC §5): `auth/kubernetes/login`, and per
-//! mount `issue`, `sign`, `revoke`, `ca`, `ca/pem`, `ca_chain`, `cert/...`,
+//! mount `issue`, `sign`, `revoke`, `revoke-with-key`, `ca`, `ca/pem`, `ca_chain`, `cert/...`,
 //! `crl`, `crl/pem`, `ocsp`, plus `sys/health`, with Vault's field names,
 //! envelope and status codes.
 //!
@@ -116,7 +116,8 @@ async fn dispatch(
             pki::issue(&state, &headers, &mount, role, &body, false).await
         }
         (["sign", role], true, _) => pki::issue(&state, &headers, &mount, role, &body, true).await,
-        (["revoke"], true, _) => pki::revoke(&state, &headers, &mount, &body).await,
+        (["revoke"], true, _) => pki::revoke(&state, &headers, &mount, &body, false).await,
+        (["revoke-with-key"], true, _) => pki::revoke(&state, &headers, &mount, &body, true).await,
         (["ocsp"], true, _) => read::ocsp_post(&state, &mount, &body).await,
         (["ocsp", ..], _, true) => read::ocsp_get(&state, &mount, &endpoint["ocsp/".len()..]).await,
         (["ca"], _, true) => read::ca_der(&mount),
@@ -125,7 +126,7 @@ async fn dispatch(
         (["crl"], _, true) => read::crl(&state, &mount, false).await,
         (["crl", "pem"], _, true) => read::crl(&state, &mount, true).await,
         (["cert", serial], _, true) => read::cert(&state, &mount, serial).await,
-        (["issue" | "sign", _] | ["revoke"] | ["ocsp"], false, _)
+        (["issue" | "sign", _] | ["revoke" | "revoke-with-key"] | ["ocsp"], false, _)
         | (["ca" | "ca_chain" | "crl" | "cert", ..], true, _) => unsupported(&method, path),
         _ => not_found_route(path),
     }

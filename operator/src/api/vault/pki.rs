@@ -5,7 +5,7 @@
 //! not: return a private key except in the `issue` response it belongs to.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -220,92 +220,186 @@ fn private_key(
     Ok(key.to_pem(encoding)?.expose().trim_end().to_owned())
 }
 
-/// `POST /v1/<mount>/revoke` with `serial_number` or `certificate`.
+/// `POST /v1/<mount>/revoke` (`serial_number` or `certificate`; needs the
+/// `revoke` right on the mount, see [`crate::api::rights`]) and
+/// `POST /v1/<mount>/revoke-with-key` (`certificate`, or the `serial_number`
+/// of a certificate this replica issued, plus its `private_key`; proof of
+/// possession, no right needed). Both count against the caller's rate limit.
 pub async fn revoke(
     state: &ApiState,
     headers: &HeaderMap,
     mount: &MountEntry,
     body: &[u8],
+    with_key: bool,
 ) -> Response {
+    let op = if with_key {
+        "revoke-with-key"
+    } else {
+        "revoke"
+    };
     let result = async {
-        let caller = caller(state, headers, "revoke").await?;
-        let ca = mount.ca().ok_or_else(|| {
-            ApiError::FailedPrecondition(format!("mount {:?} is not ready", mount.name))
-        })?;
-        let allowed = caller.root
-            || state
-                .registry
-                .roles_of(&mount.name)
-                .iter()
-                .any(|r| r.allows(&caller.namespace, &caller.service_account));
-        if !allowed {
-            let err = ApiError::PermissionDenied(format!(
-                "permission denied: service account {} is not a subject of any role of mount {:?}",
-                caller.key(),
-                mount.name
-            ));
-            audit::denied(Channel::Vault, "revoke", &caller, "", &err);
-            return Err(err);
-        }
-        let params = Params::parse(body)?;
-        let now = OffsetDateTime::now_utc();
-        let grace = state.settings.revoked_grace;
-        let (serial, keep_until) = match (
-            params.string("serial_number")?,
-            params.string("certificate")?,
-        ) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::InvalidArgument(
-                    "give serial_number or certificate, not both".into(),
-                ));
-            }
-            (None, None) => {
-                return Err(ApiError::InvalidArgument(
-                    "missing serial_number or certificate".into(),
-                ));
-            }
-            (Some(text), None) => {
-                let serial = Serial::parse(&text).ok_or_else(|| {
-                    ApiError::InvalidArgument(format!(
-                        "serial_number {:?} is not colon-separated hex",
-                        clip(&text)
-                    ))
-                })?;
-                let not_after = match state.recent.get(&serial) {
-                    Some(known) if known.mount == mount.name => known.not_after,
-                    _ => now + longest_leaf(state, mount),
-                };
-                (serial, not_after + grace)
-            }
-            (None, Some(cert)) => {
-                let der = pem::decode_certificate(&cert)?;
-                x509::verify_issued_by(&der, ca.certificate_der()).map_err(|reason| {
-                    ApiError::InvalidArgument(format!(
-                        "the certificate was not issued by mount {:?}: {reason}",
-                        mount.name
-                    ))
-                })?;
-                let info = x509::parse_certificate(&der, "revoked")?;
-                (info.serial, info.not_after + grace)
-            }
-        };
-        let at = state
-            .revocations
-            .revoke(&mount.name, &serial, keep_until, now)
+        let caller = caller(state, headers, op).await?;
+        revoke_checked(state, &caller, mount, body, with_key)
             .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-        audit::revoked(Channel::Vault, &caller, &mount.name, &serial);
-        Ok(envelope::data(
-            json!({
-                "revocation_time": at.unix_timestamp(),
-                "revocation_time_rfc3339": x509::rfc3339(at),
-                "state": "revoked",
-            }),
-            &[],
-        ))
+            .inspect_err(|e| audit::denied(Channel::Vault, op, &caller, "", e))
     }
     .await;
     result.unwrap_or_else(|e| envelope::error(&e))
+}
+
+async fn revoke_checked(
+    state: &ApiState,
+    caller: &crate::api::auth::Caller,
+    mount: &MountEntry,
+    body: &[u8],
+    with_key: bool,
+) -> Result<Response, ApiError> {
+    if let Err(limited) = state.limiter.check(&caller.key(), Instant::now()) {
+        return Err(issue::over_limit(caller, limited));
+    }
+    let ca = mount.ca().ok_or_else(|| {
+        ApiError::FailedPrecondition(format!("mount {:?} is not ready", mount.name))
+    })?;
+    let params = Params::parse(body)?;
+    let now = OffsetDateTime::now_utc();
+    let grace = state.settings.revoked_grace;
+    let serial_text = params.string("serial_number")?;
+    let cert_text = params.string("certificate")?;
+    if serial_text.is_some() && cert_text.is_some() {
+        return Err(ApiError::InvalidArgument(
+            "give serial_number or certificate, not both".into(),
+        ));
+    }
+    let serial_given = match &serial_text {
+        Some(text) => Some(Serial::parse(text).ok_or_else(|| {
+            ApiError::InvalidArgument(format!(
+                "serial_number {:?} is not colon-separated hex",
+                clip(text)
+            ))
+        })?),
+        None => None,
+    };
+    let (serial, not_after, by, proof) = if with_key {
+        // Zeroed when dropped; neither it nor a parse error of it is logged or echoed.
+        let key_text = zeroize::Zeroizing::new(params.string("private_key")?.ok_or_else(|| {
+            ApiError::InvalidArgument(
+                "missing private_key: revoke-with-key needs the certificate's private key (PEM)"
+                    .into(),
+            )
+        })?);
+        let (pem_text, by) = match (cert_text, &serial_given) {
+            (Some(cert), _) => (cert, "certificate"),
+            (None, Some(serial)) => match state.recent.get(serial) {
+                Some(known) if known.mount == mount.name => {
+                    (known.certificate_pem.clone(), "serial")
+                }
+                _ => {
+                    return Err(ApiError::InvalidArgument(format!(
+                        "certificate {serial} is not known to this server: give the certificate itself (PEM) with its private_key"
+                    )));
+                }
+            },
+            (None, None) => {
+                return Err(ApiError::InvalidArgument(
+                    "missing certificate (or serial_number) to revoke".into(),
+                ));
+            }
+        };
+        let der = pem::decode_certificate(&pem_text)?;
+        issued_by_mount(&der, ca.certificate_der(), mount)?;
+        let key = PrivateKey::from_pem(&key_text).map_err(|e| {
+            ApiError::InvalidArgument(format!(
+                "private_key is not a usable private key: {}",
+                e.report()
+            ))
+        })?;
+        x509::key_matches_certificate(&der, &key).map_err(|reason| {
+            ApiError::InvalidArgument(format!(
+                "private_key does not prove possession of the certificate: {reason}"
+            ))
+        })?;
+        let info = x509::parse_certificate(&der, "revoked")?;
+        (info.serial, info.not_after, by, "private_key")
+    } else {
+        let missing = || ApiError::InvalidArgument("missing serial_number or certificate".into());
+        if serial_given.is_none() && cert_text.is_none() {
+            return Err(missing());
+        }
+        state.rights.may_revoke(caller, &mount.name).await?;
+        let proof = if caller.root { "root_token" } else { "rbac" };
+        match (serial_given, cert_text) {
+            (_, Some(cert)) => {
+                let der = pem::decode_certificate(&cert)?;
+                issued_by_mount(&der, ca.certificate_der(), mount)?;
+                let info = x509::parse_certificate(&der, "revoked")?;
+                (info.serial, info.not_after, "certificate", proof)
+            }
+            (Some(serial), None) => {
+                let not_after = match state.recent.get(&serial) {
+                    Some(known) if known.mount == mount.name => known.not_after,
+                    Some(known) => {
+                        return Err(ApiError::InvalidArgument(format!(
+                            "certificate {serial} was issued by mount {:?}, not by {:?}",
+                            known.mount, mount.name
+                        )));
+                    }
+                    None => now + longest_leaf(state, mount),
+                };
+                (serial, not_after, "serial", proof)
+            }
+            (None, None) => return Err(missing()),
+        }
+    };
+    let at = state
+        .revocations
+        .revoke(
+            &mount.name,
+            &serial,
+            not_after + grace,
+            now,
+            crate::revocation::Origin::Api,
+        )
+        .await
+        .map_err(|e| match e {
+            crate::revocation::RevocationError::Store(
+                full @ crate::revocation::StoreError::Full { .. },
+            ) => ApiError::FailedPrecondition(full.to_string()),
+            other => ApiError::Unavailable(other.to_string()),
+        })?;
+    audit::revoked(
+        Channel::Vault,
+        audit::Revoked {
+            op: if with_key {
+                "revoke-with-key"
+            } else {
+                "revoke"
+            },
+            caller,
+            mount: &mount.name,
+            serial: &serial,
+            by,
+            proof,
+            keep_until: not_after + grace,
+        },
+    );
+    Ok(envelope::data(
+        json!({
+            "revocation_time": at.unix_timestamp(),
+            "revocation_time_rfc3339": x509::rfc3339(at),
+            "state": "revoked",
+        }),
+        &[],
+    ))
+}
+
+/// Refuses a certificate the mount did not sign.
+fn issued_by_mount(der: &[u8], ca_der: &[u8], mount: &MountEntry) -> Result<(), ApiError> {
+    x509::verify_issued_by(der, ca_der).map_err(|reason| {
+        ApiError::InvalidArgument(format!(
+            "the certificate was not issued by mount {:?}: {reason}",
+            mount.name
+        ))
+    })
 }
 
 /// The longest lifetime a leaf of `mount` can have: the mount's maxTTL, else

@@ -31,6 +31,8 @@ struct Payload {
     uid: Option<String>,
     #[serde(default)]
     root: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    grp: Vec<String>,
     role: String,
     exp: i64,
 }
@@ -73,6 +75,7 @@ impl ClientTokens {
             pod: caller.pod_name.clone(),
             uid: caller.pod_uid.clone(),
             root: caller.root,
+            grp: caller.groups.clone(),
             role: role.to_owned(),
             exp: expires.unix_timestamp(),
         };
@@ -102,6 +105,7 @@ impl ClientTokens {
             pod_name: p.pod,
             pod_uid: p.uid,
             root: p.root,
+            groups: p.grp,
         })
     }
 }
