@@ -34,12 +34,12 @@ use tlsmint_e2e::chart::{Release, free_port, helm, pod_ready};
 use tlsmint_e2e::operator::{OperatorEnv, SELECTOR_LABEL, events_about, workspace_root};
 use tlsmint_e2e::{TestNamespace, env, kubectl, test_image, wait_for, wait_for_running_pods};
 
-/// How many pods the burst starts at once (TLSMINT_E2E_CSI_PODS, default 30).
+/// How many pods the burst starts at once (TLSMINT_E2E_CSI_PODS, default 50).
 fn burst_size() -> usize {
     std::env::var("TLSMINT_E2E_CSI_PODS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(30)
+        .unwrap_or(50)
 }
 
 /// A value of the running cluster's `cluster.env` (written by e2e/cluster/up).
@@ -66,11 +66,11 @@ fn tlsmint_mounts() -> Vec<String> {
         .collect()
 }
 
-/// Sum of the API server's create/update/patch/apply requests on the kinds an issuance
-/// could write (Secrets, ConfigMaps, CertificateRequests).
-async fn api_writes() -> u64 {
+/// The API server's create/update/patch/apply requests on the kinds an issuance could write
+/// (Secrets, ConfigMaps, CertificateRequests), by resource.
+async fn api_writes() -> BTreeMap<String, u64> {
     let metrics = kubectl(["get", "--raw", "/metrics"]).await.unwrap();
-    let mut total = 0.0;
+    let mut total = BTreeMap::<String, f64>::new();
     for line in metrics.lines() {
         let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
             continue;
@@ -91,10 +91,20 @@ async fn api_writes() -> u64 {
             "secrets" | "configmaps" | "certificaterequests"
         );
         if write && kind && label("subresource").is_empty() {
-            total += value.trim().parse::<f64>().unwrap_or(0.0);
+            *total.entry(label("resource")).or_default() +=
+                value.trim().parse::<f64>().unwrap_or(0.0);
         }
     }
-    total as u64
+    total.into_iter().map(|(k, v)| (k, v as u64)).collect()
+}
+
+/// What grew from `before` to `after`.
+fn grown(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0).min(*v)))
+        .filter(|(_, d)| *d > 0)
+        .collect()
 }
 
 /// The PEM blocks of `text`, as (label, whole block).
@@ -338,7 +348,6 @@ async fn csi_volumes_on_the_real_kubelet() {
         .unwrap();
     let root_der = pem::decode_certificate(&root_pem).unwrap();
     let pods: Api<Pod> = Api::namespaced(client.clone(), apps.name());
-    let writes_before = api_writes().await;
 
     // A pod with a two-minute certificate for its templated name.
     let role = ca.role.clone();
@@ -462,8 +471,16 @@ async fn csi_volumes_on_the_real_kubelet() {
         })
     };
 
-    // The driver pod goes away mid-way; the DaemonSet brings a new one, which resumes.
-    let mounts_with_reader = tlsmint_mounts().len();
+    // The driver pod goes away mid-way; the DaemonSet brings a new one, which resumes. A
+    // volume mounted twice shows as a second mount at the same target.
+    let target_text = target.display().to_string();
+    let mounts_at_target = || {
+        tlsmint_mounts()
+            .iter()
+            .filter(|m| **m == target_text)
+            .count()
+    };
+    assert_eq!(mounts_at_target(), 1);
     system_pods
         .delete(
             first_driver.metadata.name.as_deref().unwrap(),
@@ -479,8 +496,8 @@ async fn csi_volumes_on_the_real_kubelet() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert_eq!(
-        tlsmint_mounts().len(),
-        mounts_with_reader,
+        mounts_at_target(),
+        1,
         "a driver restart mounts nothing twice"
     );
     eprintln!(
@@ -497,8 +514,8 @@ async fn csi_volumes_on_the_real_kubelet() {
     assert!(status.success(), "{} --times 3", restart.display());
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(
-        tlsmint_mounts().len(),
-        mounts_with_reader,
+        mounts_at_target(),
+        1,
         "kubelet restarts mount nothing twice"
     );
 
@@ -568,8 +585,11 @@ async fn csi_volumes_on_the_real_kubelet() {
         );
     }
 
-    // A burst of pods: all Running, no FailedMount, no API write for any issuance.
+    // A burst of pods: all Running, no FailedMount, no API write for any issuance. (Measured
+    // around the burst alone: a new namespace gets its kube-root-ca.crt ConfigMap from the
+    // controller manager, a write that is not ours.)
     let n = burst_size();
+    let writes_before = api_writes().await;
     let started = Instant::now();
     for i in 0..n {
         let attrs = [
@@ -593,12 +613,15 @@ async fn csi_volumes_on_the_real_kubelet() {
             .unwrap();
         assert!(failed.is_empty(), "burst-{i}: {failed:?}");
     }
-    let writes = api_writes().await - writes_before;
+    let writes = grown(&writes_before, &api_writes().await);
     eprintln!(
         "csi e2e: {n} pods Running {took:?} after creation, no FailedMount; \
-         {writes} Secret/ConfigMap/CertificateRequest writes"
+         Secret/ConfigMap/CertificateRequest writes during the burst: {writes:?}"
     );
-    assert_eq!(writes, 0, "the driver writes no object per issuance");
+    assert!(
+        writes.is_empty(),
+        "the driver writes no object per issuance: {writes:?}"
+    );
 
     // Deleting a pod unmounts its volume and forgets it.
     let reader_uid = reader.metadata.uid.clone().unwrap();
