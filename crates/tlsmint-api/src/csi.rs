@@ -198,9 +198,40 @@ impl PodInfo {
 }
 
 /// Replaces `${POD_NAME}`, `${POD_NAMESPACE}`, `${POD_UID}` and `${SERVICE_ACCOUNT_NAME}` in
-/// `value`; any other `${...}` (or an unclosed one) is an error.
+/// `value`; any other `${...}` (or an unclosed one) is an error. A pod value that is not a
+/// DNS label (a pod name with dots or a `/`, say) is refused, never substituted: it could
+/// otherwise add labels or names the volume did not ask for.
 pub fn substitute_templates(value: &str, pod: &PodInfo) -> Result<String, InvalidValue> {
-    TEMPLATES.expand(value, |name| pod.lookup(name))
+    let mut refused = None;
+    let out = TEMPLATES.expand(value, |name| {
+        let v = pod.lookup(name);
+        if refused.is_none() && !is_dns_label(&v) {
+            refused = Some(v.clone());
+        }
+        v
+    })?;
+    match refused {
+        Some(v) => Err(InvalidValue::Shape {
+            value: v,
+            expected: "a DNS label (at most 63 of a-z, 0-9 and '-'), so the pod's value is not substituted into the template",
+        }),
+        None => Ok(out),
+    }
+}
+
+/// An RFC 1123 label: 1 to 63 of `a-z`, `0-9` and `-`, starting and ending alphanumeric.
+fn is_dns_label(value: &str) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let bytes = value.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(&first), Some(&last)) => {
+            bytes.len() <= 63
+                && alnum(first)
+                && alnum(last)
+                && bytes.iter().all(|&b| alnum(b) || b == b'-')
+        }
+        _ => false,
+    }
 }
 
 /// One service-account token kubelet requested for the driver. `Debug` hides the token.

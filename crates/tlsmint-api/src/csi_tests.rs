@@ -274,6 +274,40 @@ fn resolve_substitutes_every_templated_attribute() {
 }
 
 #[test]
+fn pod_values_that_are_not_dns_labels_are_never_substituted() {
+    let attrs = parse(&[
+        (ROLE, "web"),
+        (COMMON_NAME, "${POD_NAME}.${POD_NAMESPACE}.svc"),
+    ])
+    .unwrap();
+    for (name, namespace) in [
+        ("a/b", "shop"),
+        ("..", "shop"),
+        ("api-0.evil.example.com", "shop"),
+        ("x,evil.example.com", "shop"),
+        ("api-0", "../kube-system"),
+        ("api-0", "with space"),
+        ("api-0", ""),
+        ("-api", "shop"),
+        ("API", "shop"),
+    ] {
+        let mut pod = pod();
+        pod.name = name.into();
+        pod.namespace = namespace.into();
+        let err = attrs.resolve(&pod).unwrap_err();
+        assert_eq!(err.key, COMMON_NAME, "{name:?} {namespace:?}");
+        assert!(err.to_string().contains("DNS label"), "{err}");
+    }
+    // Unused values do not matter; a long but valid label is fine.
+    let mut pod = pod();
+    pod.service_account_name = "not/used".into();
+    pod.name = "a".repeat(63);
+    assert!(attrs.resolve(&pod).is_ok());
+    pod.name = "a".repeat(64);
+    assert!(attrs.resolve(&pod).is_err());
+}
+
+#[test]
 fn resolve_rechecks_the_role_name() {
     let attrs = parse(&[(ROLE, "${POD_NAME}")]).unwrap();
     let mut pod = pod();
