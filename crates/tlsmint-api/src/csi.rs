@@ -50,11 +50,15 @@ pub const CA_FILE: &str = "csi.tlsmint.io/ca-file";
 /// chain (off unless set). A reader of this one file never pairs a key with the wrong
 /// certificate.
 pub const BUNDLE_FILE: &str = "csi.tlsmint.io/bundle-file";
+/// `csi.tlsmint.io/pkcs12-file`: file name of a PKCS#12 archive holding the key, the leaf and
+/// its chain (off unless set). Its password is empty: a password in a pod spec would be no
+/// secret, and the file is protected like the key file (mode 0400, or 0440 with a group).
+pub const PKCS12_FILE: &str = "csi.tlsmint.io/pkcs12-file";
 /// `csi.tlsmint.io/fs-group`: group id that owns the files (mode 0440 instead of 0400).
 pub const FS_GROUP: &str = "csi.tlsmint.io/fs-group";
 
 /// Every tlsmint attribute key.
-pub const KEYS: [&str; 14] = [
+pub const KEYS: [&str; 15] = [
     ROLE,
     COMMON_NAME,
     DNS_NAMES,
@@ -68,6 +72,7 @@ pub const KEYS: [&str; 14] = [
     KEY_FILE,
     CA_FILE,
     BUNDLE_FILE,
+    PKCS12_FILE,
     FS_GROUP,
 ];
 
@@ -146,6 +151,8 @@ pub struct VolumeAttributes {
     pub ca_file: String,
     /// File name of the single-file bundle (key, leaf, chain), if asked for.
     pub bundle_file: Option<String>,
+    /// File name of the PKCS#12 archive (key, leaf, chain; empty password), if asked for.
+    pub pkcs12_file: Option<String>,
     /// Group id that owns the files, if any.
     pub fs_group: Option<u32>,
 }
@@ -319,6 +326,8 @@ impl VolumeAttributes {
             ca_file: file(get(CA_FILE), DEFAULT_CA_FILE).map_err(at(CA_FILE))?,
             bundle_file: values::optional(get(BUNDLE_FILE), |v| file(Some(v), ""))
                 .map_err(at(BUNDLE_FILE))?,
+            pkcs12_file: values::optional(get(PKCS12_FILE), |v| file(Some(v), ""))
+                .map_err(at(PKCS12_FILE))?,
             fs_group: values::optional(get(FS_GROUP), parse_fs_group).map_err(at(FS_GROUP))?,
         };
         if let Some(key) = attrs.key {
@@ -363,6 +372,9 @@ impl VolumeAttributes {
         ];
         if let Some(bundle) = &self.bundle_file {
             files.push((BUNDLE_FILE, bundle));
+        }
+        if let Some(pkcs12) = &self.pkcs12_file {
+            files.push((PKCS12_FILE, pkcs12));
         }
         for (i, (key, name)) in files.iter().enumerate() {
             if let Some((other, _)) = files[..i].iter().find(|(_, n)| n == name) {
@@ -413,6 +425,15 @@ fn file(value: Option<&str>, default: &str) -> Result<String, InvalidValue> {
         None => Ok(default.to_owned()),
         Some(name) => {
             values::file_name(name)?;
+            // The volume's folder uses kubelet's layout: names starting with '.' are its
+            // own (`..data`, the generations), so the writer refuses them. Refuse them here,
+            // before a certificate is issued for nothing.
+            if name.starts_with('.') {
+                return Err(InvalidValue::Shape {
+                    value: name.to_owned(),
+                    expected: "a file name that does not start with '.' (e.g. tls.crt)",
+                });
+            }
             Ok(name.to_owned())
         }
     }

@@ -51,6 +51,7 @@ fn minimal_volume_gets_the_defaults() {
             key_file: "tls.key".into(),
             ca_file: "ca.crt".into(),
             bundle_file: None,
+            pkcs12_file: None,
             fs_group: None,
         }
     );
@@ -78,6 +79,7 @@ fn full_volume_is_parsed_from_a_hash_map() {
         (KEY_FILE, "key.pem"),
         (CA_FILE, "ca.pem"),
         (BUNDLE_FILE, "bundle.pem"),
+        (PKCS12_FILE, "tls.p12"),
         (FS_GROUP, "2000"),
         (POD_NAME_KEY, "api-0"),
         (EPHEMERAL_KEY, "true"),
@@ -106,6 +108,7 @@ fn full_volume_is_parsed_from_a_hash_map() {
         ("cert.pem", "key.pem", "ca.pem")
     );
     assert_eq!(got.bundle_file.as_deref(), Some("bundle.pem"));
+    assert_eq!(got.pkcs12_file.as_deref(), Some("tls.p12"));
     assert_eq!(got.fs_group, Some(2000));
 }
 
@@ -208,6 +211,26 @@ fn file_names_must_be_distinct() {
     assert_eq!(err.key, BUNDLE_FILE);
     let err = parse_err(&[(BUNDLE_FILE, "../x")]);
     assert_eq!(err.key, BUNDLE_FILE);
+    let err = parse_err(&[(BUNDLE_FILE, "b.pem"), (PKCS12_FILE, "b.pem")]);
+    assert_eq!(err.key, PKCS12_FILE);
+    let err = parse_err(&[(PKCS12_FILE, "ca.crt")]);
+    assert_eq!(err.key, PKCS12_FILE);
+    for bad in ["../tls.p12", "a/b.p12", ".p12"] {
+        let err = parse_err(&[(PKCS12_FILE, bad)]);
+        assert_eq!(err.key, PKCS12_FILE, "{bad:?}");
+    }
+    for key in [CERTIFICATE_FILE, KEY_FILE, CA_FILE, BUNDLE_FILE] {
+        let err = parse_err(&[(key, ".hidden")]);
+        assert_eq!(err.key, key);
+        assert!(err.to_string().contains("does not start with '.'"), "{err}");
+    }
+    // Blank counts as absent, as for every optional attribute.
+    assert_eq!(
+        parse(&[(ROLE, "web"), (PKCS12_FILE, " ")])
+            .unwrap()
+            .pkcs12_file,
+        None
+    );
 }
 
 #[test]
