@@ -62,6 +62,11 @@ pub struct Args {
     )]
     pub registration_dir: PathBuf,
 
+    /// Post pod Events when a renewal is overdue or a certificate expired (needs the
+    /// in-cluster config; without it, or with false, they are only logged).
+    #[arg(long, env = "TLSMINT_CSI_EVENTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub events: bool,
+
     /// Per-volume metadata (on the node's disk, not /tmp).
     #[arg(
         long,

@@ -14,6 +14,7 @@
 pub mod app;
 pub mod cli;
 pub mod clock;
+pub mod events;
 pub mod issue;
 pub mod manager;
 pub mod metrics;

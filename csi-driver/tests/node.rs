@@ -530,3 +530,98 @@ async fn identity_answers_and_the_socket_is_replaced_on_restart() {
     assert_eq!(probe.ready, Some(true));
     driver.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn pod_events_once_per_state_change_on_trouble_only() {
+    use tlsmint_csi::events::Trouble;
+    let bench = Bench::new("events").await;
+    let (mut driver, _) = bench.start().await;
+    let mut pod = bench.pod("web-0");
+    pod.set("csi.tlsmint.io/ttl", HOUR);
+    driver.publish(&pod, bench.clock).await.unwrap();
+    let first = Files::read(&pod.target);
+
+    // A short outage over the renewal time: retries ride it out, no Event.
+    let due = driver.manager.renewal_due(&pod.volume_id).unwrap();
+    bench.set_down(true);
+    driver
+        .kubelet_for(
+            &pod,
+            bench.clock,
+            until(bench.clock, due) + Duration::from_secs(120),
+        )
+        .await;
+    assert!(bench.sign_calls() >= 3, "no retries");
+    bench.set_down(false);
+    driver
+        .kubelet_for(&pod, bench.clock, Duration::from_secs(300))
+        .await;
+    assert_ne!(Files::read(&pod.target).serial, first.serial, "not renewed");
+    assert!(
+        bench.events.events().is_empty(),
+        "{:?}",
+        bench.events.events()
+    );
+
+    // A long one: one RenewalOverdue past the grace (a tenth of the lifetime), however
+    // many retries, then one CertificateExpired.
+    let second = Files::read(&pod.target);
+    let due = driver.manager.renewal_due(&pod.volume_id).unwrap();
+    bench.set_down(true);
+    driver
+        .kubelet_for(
+            &pod,
+            bench.clock,
+            until(bench.clock, due) + Duration::from_secs(300),
+        )
+        .await;
+    assert!(
+        bench.events.events().is_empty(),
+        "an event within the grace"
+    );
+    driver
+        .kubelet_for(&pod, bench.clock, Duration::from_secs(900))
+        .await;
+    let events = bench.events.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].trouble, Trouble::RenewalOverdue);
+    assert_eq!(events[0].pod.uid, pod.uid);
+    assert_eq!(events[0].pod.name, "web-0");
+    assert_eq!(events[0].pod.namespace, "default");
+    assert!(
+        events[0].note.contains("the test issuer is down"),
+        "{}",
+        events[0].note
+    );
+    assert!(
+        events[0].note.contains(&second.serial),
+        "{}",
+        events[0].note
+    );
+    let past_expiry = until(bench.clock, second.not_after) + Duration::from_secs(60);
+    driver.kubelet_for(&pod, bench.clock, past_expiry).await;
+    let events = bench.events.events();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[1].trouble, Trouble::Expired);
+    assert!(events[1].note.contains("expired"), "{}", events[1].note);
+    // No more Events while it stays expired and failing.
+    driver
+        .kubelet_for(&pod, bench.clock, Duration::from_secs(600))
+        .await;
+    assert_eq!(bench.events.events().len(), 2, "an event per retry");
+    for event in bench.events.events() {
+        assert!(!event.note.contains(TOKEN) && !event.note.contains("PRIVATE KEY"));
+    }
+    // Recovery: renewed, no Event; the state is clear for the next trouble.
+    bench.set_down(false);
+    driver
+        .kubelet_for(&pod, bench.clock, Duration::from_secs(400))
+        .await;
+    assert_ne!(
+        Files::read(&pod.target).serial,
+        second.serial,
+        "not renewed"
+    );
+    assert_eq!(bench.events.events().len(), 2);
+    driver.stop().await;
+}

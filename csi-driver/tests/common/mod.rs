@@ -19,6 +19,7 @@ use tlsmint_ca::{
 };
 use tlsmint_client::proto::{self, issuer_server};
 use tlsmint_csi::clock::Clock;
+use tlsmint_csi::events::MemoryEvents;
 use tlsmint_csi::issue::Issuer;
 use tlsmint_csi::manager::{Config, Manager};
 use tlsmint_csi::metrics::Metrics;
@@ -297,6 +298,7 @@ pub struct Bench {
     pub issuer: Arc<IssuerState>,
     pub mounter: Arc<FakeMounter>,
     pub clock: Clock,
+    pub events: Arc<MemoryEvents>,
     issuer_addr: std::net::SocketAddr,
     issuer_stop: CancellationToken,
 }
@@ -343,6 +345,7 @@ impl Bench {
             issuer,
             mounter: Arc::new(FakeMounter::default()),
             clock,
+            events: MemoryEvents::new(),
             issuer_addr,
             issuer_stop,
         }
@@ -376,6 +379,7 @@ impl Bench {
         let manager = Manager::new(
             Config {
                 pods_dir: self.pods.clone(),
+                events: self.events.clone(),
             },
             Store::open(&self.state_dir).unwrap(),
             self.mounter.clone(),
