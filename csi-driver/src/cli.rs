@@ -54,11 +54,12 @@ pub struct Args {
     #[arg(long, env = "TLSMINT_CSI_KUBELET_SOCKET")]
     pub kubelet_socket: Option<PathBuf>,
 
-    /// Kubelet's plugin registration folder; empty: do not register.
+    /// Kubelet's plugin registration folder; empty (`--registration-dir=`): do not register.
     #[arg(
         long,
         env = "TLSMINT_CSI_REGISTRATION_DIR",
-        default_value = "/var/lib/kubelet/plugins_registry"
+        default_value = "/var/lib/kubelet/plugins_registry",
+        value_parser = path_or_empty
     )]
     pub registration_dir: PathBuf,
 
@@ -74,4 +75,41 @@ pub struct Args {
         default_value = "/var/lib/tlsmint-csi"
     )]
     pub state_dir: PathBuf,
+}
+
+/// A path, where empty means "none" (clap's own path parser refuses empty values).
+fn path_or_empty(value: &str) -> Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(value))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::path::Path;
+
+    use clap::Parser;
+
+    use super::*;
+
+    const BASE: [&str; 5] = [
+        "tlsmint-csi",
+        "--node-name",
+        "n1",
+        "--api-endpoint",
+        "http://127.0.0.1:8201",
+    ];
+
+    #[test]
+    fn registration_can_be_turned_off_with_an_empty_folder() {
+        let args = Args::try_parse_from(BASE).unwrap();
+        assert_eq!(
+            args.registration_dir,
+            Path::new("/var/lib/kubelet/plugins_registry")
+        );
+        let off =
+            Args::try_parse_from(BASE.iter().copied().chain(["--registration-dir="])).unwrap();
+        assert!(off.registration_dir.as_os_str().is_empty());
+        let args = Args::try_parse_from(BASE.iter().copied().chain(["--events", "false"])).unwrap();
+        assert!(!args.events);
+    }
 }

@@ -109,20 +109,33 @@ impl KubeEvents {
     pub fn in_cluster(node_name: &str) -> Result<Self, SinkError> {
         let config = kube::Config::incluster()?;
         let client = kube::Client::try_from(config)?;
-        Ok(KubeEvents {
+        Ok(Self::with_client(client, node_name))
+    }
+
+    /// A sink over `client`, reporting as the driver on `node_name`.
+    pub fn with_client(client: kube::Client, node_name: &str) -> Self {
+        KubeEvents {
             client,
             instance: format!("tlsmint-csi-{node_name}"),
-        })
+        }
+    }
+}
+
+impl KubeEvents {
+    /// Posts `event` now and waits for the answer.
+    pub async fn post(&self, event: &PodEvent) -> Result<Event, kube::Error> {
+        let body = to_event(event, &self.instance, OffsetDateTime::now_utc());
+        let api: kube::Api<Event> =
+            kube::Api::namespaced(self.client.clone(), &event.pod.namespace);
+        api.create(&kube::api::PostParams::default(), &body).await
     }
 }
 
 impl EventSink for KubeEvents {
     fn emit(&self, event: PodEvent) {
-        let body = to_event(&event, &self.instance, OffsetDateTime::now_utc());
-        let api: kube::Api<Event> =
-            kube::Api::namespaced(self.client.clone(), &event.pod.namespace);
+        let sink = self.clone();
         tokio::spawn(async move {
-            match api.create(&kube::api::PostParams::default(), &body).await {
+            match sink.post(&event).await {
                 Ok(_) => tracing::info!(pod.namespace = %event.pod.namespace,
                     pod.name = %event.pod.name, reason = event.trouble.reason(), "posted a pod event"),
                 Err(error) => tracing::warn!(pod.namespace = %event.pod.namespace,
@@ -143,7 +156,13 @@ pub fn to_event(event: &PodEvent, instance: &str, now: OffsetDateTime) -> Event 
         .unwrap_or(now);
     Event {
         metadata: ObjectMeta {
-            generate_name: Some(format!("{}.", event.pod.name)),
+            // `<pod>.<unix nanos in hex>`, as client-go names events (the API server
+            // refuses a generateName ending in '.').
+            name: Some(format!(
+                "{}.{:x}",
+                truncate_plain(&event.pod.name, 200),
+                now.unix_timestamp_nanos().max(0)
+            )),
             namespace: Some(event.pod.namespace.clone()),
             ..ObjectMeta::default()
         },
@@ -170,6 +189,15 @@ fn to_jiff(t: OffsetDateTime) -> k8s_openapi::jiff::Timestamp {
     let nanos = t.unix_timestamp_nanos();
     k8s_openapi::jiff::Timestamp::from_nanosecond(nanos)
         .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+}
+
+/// `text` cut to at most `limit` bytes (an object name: ASCII), without a trailing '.' or '-'.
+fn truncate_plain(text: &str, limit: usize) -> &str {
+    let mut end = text.len().min(limit);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].trim_end_matches(['.', '-'])
 }
 
 /// `text` cut to at most `limit` bytes on a character boundary.
@@ -237,6 +265,16 @@ mod tests {
         assert_eq!(regarding.uid.as_deref(), Some("0b1c"));
         assert_eq!(regarding.namespace.as_deref(), Some("shop"));
         assert_eq!(e.metadata.namespace.as_deref(), Some("shop"));
+        assert_eq!(e.metadata.name.as_deref(), Some("api-0.18fae2769b0fcd15"));
+        let long = PodEvent {
+            pod: PodRef {
+                name: format!("{}.x", "a".repeat(199)),
+                ..event.pod.clone()
+            },
+            ..event.clone()
+        };
+        let name = to_event(&long, "i", now).metadata.name.unwrap();
+        assert_eq!(name, format!("{}.18fae2769b0fcd15", "a".repeat(199)));
         assert_eq!(e.reason.as_deref(), Some("CertificateExpired"));
         assert_eq!(e.type_.as_deref(), Some("Warning"));
         assert!(e.note.unwrap().len() <= NOTE_LIMIT);

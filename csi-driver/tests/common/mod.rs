@@ -299,7 +299,7 @@ pub struct Bench {
     pub mounter: Arc<FakeMounter>,
     pub clock: Clock,
     pub events: Arc<MemoryEvents>,
-    issuer_addr: std::net::SocketAddr,
+    pub issuer_addr: std::net::SocketAddr,
     issuer_stop: CancellationToken,
 }
 
@@ -331,7 +331,10 @@ impl Bench {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer_addr = listener.local_addr().unwrap();
         let issuer_stop = CancellationToken::new();
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // The operator's own listener (TCP_NODELAY: without it Nagle and delayed ACKs add
+        // 40 ms to every Sign).
+        let incoming =
+            tlsmint_runtime::listen::accept(listener, None, issuer_stop.clone()).unwrap();
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(service)
