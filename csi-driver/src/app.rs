@@ -95,7 +95,7 @@ fn manager(args: &Args, metrics: Arc<Metrics>) -> anyhow::Result<Manager> {
             events: events(args),
         },
         store,
-        Arc::new(LinuxMounter),
+        Arc::new(LinuxMounter::default()),
         Issuer::new(channel, CpuPool::per_core()),
         Clock::system(),
         metrics,
