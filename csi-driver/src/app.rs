@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::Args;
 use crate::clock::Clock;
+use crate::events::{EventSink, KubeEvents, LogEvents};
 use crate::issue::Issuer;
 use crate::manager::{Config, Manager};
 use crate::metrics::Metrics;
@@ -91,13 +92,29 @@ fn manager(args: &Args, metrics: Arc<Metrics>) -> anyhow::Result<Manager> {
     Ok(Manager::new(
         Config {
             pods_dir: args.kubelet_dir.join("pods"),
+            events: events(args),
         },
         store,
-        Arc::new(LinuxMounter),
+        Arc::new(LinuxMounter::default()),
         Issuer::new(channel, CpuPool::per_core()),
         Clock::system(),
         metrics,
     ))
+}
+
+/// The pod-event sink: the API server with in-cluster config, else the log.
+fn events(args: &Args) -> Arc<dyn EventSink> {
+    if !args.events {
+        tracing::info!("pod events are off (--events=false): trouble is only logged");
+        return Arc::new(LogEvents);
+    }
+    match KubeEvents::in_cluster(&args.node_name) {
+        Ok(sink) => Arc::new(sink),
+        Err(error) => {
+            tracing::info!(error = %error, "no in-cluster config: pod events are only logged");
+            Arc::new(LogEvents)
+        }
+    }
 }
 
 type Task = tokio::task::JoinHandle<Result<(), tonic::transport::Error>>;

@@ -2,8 +2,6 @@
 //!
 //! Owns flag names and defaults. It must not start anything.
 
-#[cfg(test)]
-use std::path::Path;
 use std::path::PathBuf;
 
 use tlsmint_runtime::cli::CommonArgs;
@@ -56,7 +54,7 @@ pub struct Args {
     #[arg(long, env = "TLSMINT_CSI_KUBELET_SOCKET")]
     pub kubelet_socket: Option<PathBuf>,
 
-    /// Kubelet's plugin registration folder; empty: do not register.
+    /// Kubelet's plugin registration folder; empty (`--registration-dir=`): do not register.
     #[arg(
         long,
         env = "TLSMINT_CSI_REGISTRATION_DIR",
@@ -64,6 +62,11 @@ pub struct Args {
         value_parser = path_or_empty
     )]
     pub registration_dir: PathBuf,
+
+    /// Post pod Events when a renewal is overdue or a certificate expired (needs the
+    /// in-cluster config; without it, or with false, they are only logged).
+    #[arg(long, env = "TLSMINT_CSI_EVENTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub events: bool,
 
     /// Per-volume metadata (on the node's disk, not /tmp).
     #[arg(
@@ -74,8 +77,7 @@ pub struct Args {
     pub state_dir: PathBuf,
 }
 
-/// A path that may be empty (clap's own path parser refuses an empty value, which
-/// `--registration-dir ''` needs to mean "do not register").
+/// A path, where empty means "none" (clap's own path parser refuses empty values).
 fn path_or_empty(value: &str) -> Result<PathBuf, std::convert::Infallible> {
     Ok(PathBuf::from(value))
 }
@@ -83,11 +85,13 @@ fn path_or_empty(value: &str) -> Result<PathBuf, std::convert::Infallible> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use std::path::Path;
+
     use clap::Parser;
 
     use super::*;
 
-    const REQUIRED: [&str; 5] = [
+    const BASE: [&str; 5] = [
         "tlsmint-csi",
         "--node-name",
         "n1",
@@ -96,14 +100,16 @@ mod tests {
     ];
 
     #[test]
-    fn an_empty_registration_dir_means_do_not_register() {
-        let args =
-            Args::try_parse_from(REQUIRED.iter().chain(&["--registration-dir", ""])).unwrap();
-        assert!(args.registration_dir.as_os_str().is_empty());
-        let args = Args::try_parse_from(REQUIRED).unwrap();
+    fn registration_can_be_turned_off_with_an_empty_folder() {
+        let args = Args::try_parse_from(BASE).unwrap();
         assert_eq!(
             args.registration_dir,
             Path::new("/var/lib/kubelet/plugins_registry")
         );
+        let off =
+            Args::try_parse_from(BASE.iter().copied().chain(["--registration-dir="])).unwrap();
+        assert!(off.registration_dir.as_os_str().is_empty());
+        let args = Args::try_parse_from(BASE.iter().copied().chain(["--events", "false"])).unwrap();
+        assert!(!args.events);
     }
 }

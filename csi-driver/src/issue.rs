@@ -40,6 +40,12 @@ pub enum IssueError {
         #[source]
         source: ClientError,
     },
+    /// The PKCS#12 archive could not be built.
+    #[error("building the PKCS#12 file failed: {reason}")]
+    Pkcs12 {
+        /// What went wrong (never key material).
+        reason: String,
+    },
     /// The answer lacked a part.
     #[error("the issuance API's answer for role {role} has no {missing}")]
     Answer {
@@ -138,7 +144,16 @@ impl Issuer {
                 role: attrs.role.clone(),
                 source,
             })?;
-        files(attrs, &key, answer.certificate)
+        if attrs.pkcs12_file.is_none() {
+            return files(attrs, &key, answer.certificate);
+        }
+        // PKCS#12 runs PBKDF2 for its encryption and its MAC: CPU work, off the async threads.
+        let attrs = attrs.clone();
+        self.cpu
+            .run("a volume's PKCS#12 file", move || {
+                files(&attrs, &key, answer.certificate)
+            })
+            .await?
     }
 }
 
@@ -182,12 +197,52 @@ fn files(
         text.push_str(&chain);
         files.push(File::secret(bundle, text.into_bytes(), shared));
     }
+    if let Some(name) = &attrs.pkcs12_file {
+        files.push(File::secret(name, pkcs12(key, &chain)?, shared));
+    }
     Ok(Issued {
         files,
         serial: cert.serial_number,
         not_before,
         not_after,
     })
+}
+
+/// PBKDF2 iterations of the PKCS#12 encryption and MAC: OpenSSL's default. The password is
+/// empty, so more would only cost CPU; the file is protected by its mode like the key file.
+const PKCS12_ITERATIONS: u32 = 2048;
+
+/// A PKCS#12 archive with an empty password: the key (PKCS#8, PBES2 with AES-256-CBC) and
+/// `chain_pem` (leaf first, then its chain), with an HMAC-SHA-256 MAC. The leaf carries
+/// the key's local key id, so readers pair them.
+fn pkcs12(key: &PrivateKey, chain_pem: &str) -> Result<Vec<u8>, IssueError> {
+    let fail = |reason: String| IssueError::Pkcs12 { reason };
+    let ders = tlsmint_ca::pem::decode_certificates(chain_pem).map_err(|e| fail(e.to_string()))?;
+    let certs = ders
+        .iter()
+        .map(|der| p12_keystore::Certificate::from_der(der))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(e.to_string()))?;
+    let p12_key =
+        p12_keystore::PrivateKey::from_der(key.pkcs8_der()).map_err(|e| fail(e.to_string()))?;
+    let local_key_id = key_id(&key.public_key_der());
+    let chain = p12_keystore::PrivateKeyChain::new(local_key_id, p12_key, certs);
+    let mut store = p12_keystore::KeyStore::new();
+    store.add_entry("tls", p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
+    store
+        .writer("")
+        .encryption_algorithm(p12_keystore::EncryptionAlgorithm::PbeWithHmacSha256AndAes256)
+        .encryption_iterations(PKCS12_ITERATIONS)
+        .mac_algorithm(p12_keystore::MacAlgorithm::HmacSha256)
+        .mac_iterations(PKCS12_ITERATIONS)
+        .write()
+        .map_err(|e| fail(e.to_string()))
+}
+
+/// The local key id of a key: the SHA-256 of its public key (public, stable per key).
+fn key_id(spki_der: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(spki_der).to_vec()
 }
 
 fn pem_block(text: &str) -> String {

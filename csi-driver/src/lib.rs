@@ -15,6 +15,7 @@ pub mod app;
 pub mod authority;
 pub mod cli;
 pub mod clock;
+pub mod events;
 pub mod issue;
 pub mod manager;
 pub mod metrics;

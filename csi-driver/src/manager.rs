@@ -22,6 +22,7 @@ use tlsmint_client::files::AtomicDir;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
+use crate::events::{EventSink, Trouble};
 use crate::issue::{IssueError, Issuer};
 use crate::metrics::Metrics;
 use crate::mount::{MountError, Mounter};
@@ -111,6 +112,8 @@ struct Volume {
     /// The files in the tmpfs are the record's certificate (false after a reboot).
     ready: bool,
     failures: u32,
+    /// The trouble last reported in a pod Event (one Event per change, not per retry).
+    trouble: Option<Trouble>,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Volume>>>;
@@ -120,6 +123,8 @@ type Slot = Arc<tokio::sync::Mutex<Option<Volume>>>;
 pub struct Config {
     /// The kubelet's pods folder (`<kubelet-dir>/pods`).
     pub pods_dir: PathBuf,
+    /// Where pod Events about overdue renewals and expired certificates go.
+    pub events: Arc<dyn EventSink>,
 }
 
 /// Every volume of the node.
@@ -224,6 +229,7 @@ impl Manager {
             token: None,
             ready,
             failures: 0,
+            trouble: None,
         };
         self.slot(&id)
             .try_lock()

@@ -4,14 +4,24 @@
 //!
 //! "Is this target already our tmpfs?" is answered from `/proc/self/mountinfo` (mount point,
 //! file-system type `tmpfs` and source [`TMPFS_SOURCE`]), never from a marker file, so a
-//! republish or a restarted driver never mounts twice over a live volume.
+//! republish or a restarted driver never mounts twice over a live volume. The kernel renders
+//! the whole table on every read (6 ms at 1,000 mounts), so once a target is known to be
+//! ours its device number and current `..data` generation are remembered: while the target
+//! still has both, and a device other than its parent's (still a mount point), the answer
+//! is yes without reading the table. Anything else (a renewal's new generation, an unmount,
+//! another file system there) reads it again. The device alone would not do: the kernel
+//! reuses a freed tmpfs device number for the next tmpfs at once.
 //!
 //! Owns mounting and unmounting. It must not write files or decide when to mount.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
+
+/// The kubelet-layout link to the current generation (see `tlsmint_client::files`).
+const DATA_LINK: &str = tlsmint_client::files::DATA_LINK;
 
 /// Source name of the driver's tmpfs mounts, as `/proc/self/mountinfo` shows it.
 pub const TMPFS_SOURCE: &str = "tlsmint-csi";
@@ -42,17 +52,53 @@ pub trait Mounter: Send + Sync + fmt::Debug {
 
 /// The real thing: needs `CAP_SYS_ADMIN` in the host's mount namespace (a privileged pod
 /// with the kubelet's pods folder mounted `Bidirectional`).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct LinuxMounter;
+#[derive(Debug, Default)]
+pub struct LinuxMounter {
+    /// Targets known to be our tmpfs: the mount's device number and the `..data` generation.
+    known: Mutex<HashMap<PathBuf, (u64, PathBuf)>>,
+}
+
+/// The device numbers of `target` and of its parent, if both exist.
+fn devices(target: &Path) -> Option<(u64, u64)> {
+    let own = std::fs::metadata(target).ok()?.dev();
+    let parent = std::fs::metadata(target.parent()?).ok()?.dev();
+    Some((own, parent))
+}
+
+impl LinuxMounter {
+    fn known(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, (u64, PathBuf)>> {
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The device number and `..data` generation of a mounted target that has files.
+    fn identity(target: &Path) -> Option<(u64, PathBuf)> {
+        let (own, parent) = devices(target)?;
+        let generation = std::fs::read_link(target.join(DATA_LINK)).ok()?;
+        (own != parent).then_some((own, generation))
+    }
+}
 
 impl Mounter for LinuxMounter {
     fn is_our_tmpfs(&self, target: &Path) -> Result<bool, MountError> {
+        let identity = Self::identity(target);
+        if identity.is_some() && self.known().get(target) == identity.as_ref() {
+            return Ok(true);
+        }
         let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| MountError {
             op: "reading mountinfo for",
             path: target.to_owned(),
             reason: e.to_string(),
         })?;
-        Ok(is_our_tmpfs_in(&text, target))
+        let ours = is_our_tmpfs_in(&text, target);
+        match identity {
+            Some(identity) if ours => {
+                self.known().insert(target.to_owned(), identity);
+            }
+            _ => {
+                self.known().remove(target);
+            }
+        }
+        Ok(ours)
     }
 
     fn mount_tmpfs(&self, target: &Path) -> Result<(), MountError> {
@@ -74,6 +120,7 @@ impl Mounter for LinuxMounter {
 
     fn unmount(&self, target: &Path) -> Result<(), MountError> {
         use nix::mount::{MntFlags, umount2};
+        self.known().remove(target);
         umount2(target, MntFlags::empty()).map_err(|e| MountError {
             op: "unmounting",
             path: target.to_owned(),
@@ -203,6 +250,63 @@ mod tests {
             INFO,
             Path::new("/var/lib/kubelet/pods/u3/my dir/mount")
         ));
+    }
+
+    /// Real mounts (root only; skipped with a message otherwise): the remembered answer
+    /// follows unmounts and a foreign tmpfs mounted over the same target.
+    #[test]
+    fn linux_mounter_remembers_only_the_same_mount() {
+        // /proc/self belongs to the effective user.
+        if std::fs::metadata("/proc/self")
+            .map(|m| m.uid())
+            .unwrap_or(1)
+            != 0
+        {
+            eprintln!("not root: skipping the real-mount test");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("tlsmint-csi-mount-{}", std::process::id()));
+        let target = dir.join("mount");
+        std::fs::create_dir_all(&target).unwrap();
+        let m = LinuxMounter::default();
+        assert!(!m.is_our_tmpfs(&target).unwrap());
+        m.mount_tmpfs(&target).unwrap();
+        struct Unmount<'a>(&'a Path);
+        impl Drop for Unmount<'_> {
+            fn drop(&mut self) {
+                while nix::mount::umount2(self.0, nix::mount::MntFlags::empty()).is_ok() {}
+            }
+        }
+        let _guard = Unmount(&target);
+        assert!(m.is_our_tmpfs(&target).unwrap());
+        assert!(!m.known().contains_key(&target), "remembered without files");
+        std::os::unix::fs::symlink("..gen-1", target.join("..data")).unwrap();
+        assert!(m.is_our_tmpfs(&target).unwrap());
+        assert!(m.known().contains_key(&target), "not remembered");
+        assert!(m.is_our_tmpfs(&target).unwrap());
+        // A new generation: read the table again, then remembered anew.
+        std::fs::remove_file(target.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..gen-2", target.join("..data")).unwrap();
+        assert!(m.is_our_tmpfs(&target).unwrap());
+        assert_eq!(m.known()[&target].1, Path::new("..gen-2"));
+        // Unmounted behind the driver's back: no longer ours.
+        nix::mount::umount2(&target, nix::mount::MntFlags::empty()).unwrap();
+        assert!(!m.is_our_tmpfs(&target).unwrap());
+        // Someone else's tmpfs at the same place: not ours either.
+        m.mount_tmpfs(&target).unwrap();
+        nix::mount::umount2(&target, nix::mount::MntFlags::empty()).unwrap();
+        nix::mount::mount(
+            Some("other"),
+            &target,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some("size=1m"),
+        )
+        .unwrap();
+        assert!(!m.is_our_tmpfs(&target).unwrap());
+        nix::mount::umount2(&target, nix::mount::MntFlags::empty()).unwrap();
+        drop(_guard);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -244,6 +244,7 @@ mod tests {
         let manager = Manager::new(
             Config {
                 pods_dir: root.join("pods"),
+                events: Arc::new(crate::events::LogEvents),
             },
             Store::open(&root.join("state")).unwrap(),
             Arc::new(MemoryMounter::default()),

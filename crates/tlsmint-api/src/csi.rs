@@ -50,11 +50,15 @@ pub const CA_FILE: &str = "csi.tlsmint.io/ca-file";
 /// chain (off unless set). A reader of this one file never pairs a key with the wrong
 /// certificate.
 pub const BUNDLE_FILE: &str = "csi.tlsmint.io/bundle-file";
+/// `csi.tlsmint.io/pkcs12-file`: file name of a PKCS#12 archive holding the key, the leaf and
+/// its chain (off unless set). Its password is empty: a password in a pod spec would be no
+/// secret, and the file is protected like the key file (mode 0400, or 0440 with a group).
+pub const PKCS12_FILE: &str = "csi.tlsmint.io/pkcs12-file";
 /// `csi.tlsmint.io/fs-group`: group id that owns the files (mode 0440 instead of 0400).
 pub const FS_GROUP: &str = "csi.tlsmint.io/fs-group";
 
 /// Every tlsmint attribute key.
-pub const KEYS: [&str; 14] = [
+pub const KEYS: [&str; 15] = [
     ROLE,
     COMMON_NAME,
     DNS_NAMES,
@@ -68,6 +72,7 @@ pub const KEYS: [&str; 14] = [
     KEY_FILE,
     CA_FILE,
     BUNDLE_FILE,
+    PKCS12_FILE,
     FS_GROUP,
 ];
 
@@ -146,6 +151,8 @@ pub struct VolumeAttributes {
     pub ca_file: String,
     /// File name of the single-file bundle (key, leaf, chain), if asked for.
     pub bundle_file: Option<String>,
+    /// File name of the PKCS#12 archive (key, leaf, chain; empty password), if asked for.
+    pub pkcs12_file: Option<String>,
     /// Group id that owns the files, if any.
     pub fs_group: Option<u32>,
 }
@@ -198,9 +205,40 @@ impl PodInfo {
 }
 
 /// Replaces `${POD_NAME}`, `${POD_NAMESPACE}`, `${POD_UID}` and `${SERVICE_ACCOUNT_NAME}` in
-/// `value`; any other `${...}` (or an unclosed one) is an error.
+/// `value`; any other `${...}` (or an unclosed one) is an error. A pod value that is not a
+/// DNS label (a pod name with dots or a `/`, say) is refused, never substituted: it could
+/// otherwise add labels or names the volume did not ask for.
 pub fn substitute_templates(value: &str, pod: &PodInfo) -> Result<String, InvalidValue> {
-    TEMPLATES.expand(value, |name| pod.lookup(name))
+    let mut refused = None;
+    let out = TEMPLATES.expand(value, |name| {
+        let v = pod.lookup(name);
+        if refused.is_none() && !is_dns_label(&v) {
+            refused = Some(v.clone());
+        }
+        v
+    })?;
+    match refused {
+        Some(v) => Err(InvalidValue::Shape {
+            value: v,
+            expected: "a DNS label (at most 63 of a-z, 0-9 and '-'), so the pod's value is not substituted into the template",
+        }),
+        None => Ok(out),
+    }
+}
+
+/// An RFC 1123 label: 1 to 63 of `a-z`, `0-9` and `-`, starting and ending alphanumeric.
+fn is_dns_label(value: &str) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let bytes = value.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(&first), Some(&last)) => {
+            bytes.len() <= 63
+                && alnum(first)
+                && alnum(last)
+                && bytes.iter().all(|&b| alnum(b) || b == b'-')
+        }
+        _ => false,
+    }
 }
 
 /// One service-account token kubelet requested for the driver. `Debug` hides the token.
@@ -288,6 +326,8 @@ impl VolumeAttributes {
             ca_file: file(get(CA_FILE), DEFAULT_CA_FILE).map_err(at(CA_FILE))?,
             bundle_file: values::optional(get(BUNDLE_FILE), |v| file(Some(v), ""))
                 .map_err(at(BUNDLE_FILE))?,
+            pkcs12_file: values::optional(get(PKCS12_FILE), |v| file(Some(v), ""))
+                .map_err(at(PKCS12_FILE))?,
             fs_group: values::optional(get(FS_GROUP), parse_fs_group).map_err(at(FS_GROUP))?,
         };
         if let Some(key) = attrs.key {
@@ -332,6 +372,9 @@ impl VolumeAttributes {
         ];
         if let Some(bundle) = &self.bundle_file {
             files.push((BUNDLE_FILE, bundle));
+        }
+        if let Some(pkcs12) = &self.pkcs12_file {
+            files.push((PKCS12_FILE, pkcs12));
         }
         for (i, (key, name)) in files.iter().enumerate() {
             if let Some((other, _)) = files[..i].iter().find(|(_, n)| n == name) {
@@ -382,6 +425,15 @@ fn file(value: Option<&str>, default: &str) -> Result<String, InvalidValue> {
         None => Ok(default.to_owned()),
         Some(name) => {
             values::file_name(name)?;
+            // The volume's folder uses kubelet's layout: names starting with '.' are its
+            // own (`..data`, the generations), so the writer refuses them. Refuse them here,
+            // before a certificate is issued for nothing.
+            if name.starts_with('.') {
+                return Err(InvalidValue::Shape {
+                    value: name.to_owned(),
+                    expected: "a file name that does not start with '.' (e.g. tls.crt)",
+                });
+            }
             Ok(name.to_owned())
         }
     }

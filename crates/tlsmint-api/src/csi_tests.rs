@@ -51,6 +51,7 @@ fn minimal_volume_gets_the_defaults() {
             key_file: "tls.key".into(),
             ca_file: "ca.crt".into(),
             bundle_file: None,
+            pkcs12_file: None,
             fs_group: None,
         }
     );
@@ -78,6 +79,7 @@ fn full_volume_is_parsed_from_a_hash_map() {
         (KEY_FILE, "key.pem"),
         (CA_FILE, "ca.pem"),
         (BUNDLE_FILE, "bundle.pem"),
+        (PKCS12_FILE, "tls.p12"),
         (FS_GROUP, "2000"),
         (POD_NAME_KEY, "api-0"),
         (EPHEMERAL_KEY, "true"),
@@ -106,6 +108,7 @@ fn full_volume_is_parsed_from_a_hash_map() {
         ("cert.pem", "key.pem", "ca.pem")
     );
     assert_eq!(got.bundle_file.as_deref(), Some("bundle.pem"));
+    assert_eq!(got.pkcs12_file.as_deref(), Some("tls.p12"));
     assert_eq!(got.fs_group, Some(2000));
 }
 
@@ -208,6 +211,26 @@ fn file_names_must_be_distinct() {
     assert_eq!(err.key, BUNDLE_FILE);
     let err = parse_err(&[(BUNDLE_FILE, "../x")]);
     assert_eq!(err.key, BUNDLE_FILE);
+    let err = parse_err(&[(BUNDLE_FILE, "b.pem"), (PKCS12_FILE, "b.pem")]);
+    assert_eq!(err.key, PKCS12_FILE);
+    let err = parse_err(&[(PKCS12_FILE, "ca.crt")]);
+    assert_eq!(err.key, PKCS12_FILE);
+    for bad in ["../tls.p12", "a/b.p12", ".p12"] {
+        let err = parse_err(&[(PKCS12_FILE, bad)]);
+        assert_eq!(err.key, PKCS12_FILE, "{bad:?}");
+    }
+    for key in [CERTIFICATE_FILE, KEY_FILE, CA_FILE, BUNDLE_FILE] {
+        let err = parse_err(&[(key, ".hidden")]);
+        assert_eq!(err.key, key);
+        assert!(err.to_string().contains("does not start with '.'"), "{err}");
+    }
+    // Blank counts as absent, as for every optional attribute.
+    assert_eq!(
+        parse(&[(ROLE, "web"), (PKCS12_FILE, " ")])
+            .unwrap()
+            .pkcs12_file,
+        None
+    );
 }
 
 #[test]
@@ -271,6 +294,40 @@ fn resolve_substitutes_every_templated_attribute() {
     assert_eq!(resolved.dns_names, ["api-0.shop.svc"]);
     assert_eq!(resolved.uri_sans, ["spiffe://c/ns/shop/sa/api"]);
     assert_eq!(resolved.certificate_file, attrs.certificate_file);
+}
+
+#[test]
+fn pod_values_that_are_not_dns_labels_are_never_substituted() {
+    let attrs = parse(&[
+        (ROLE, "web"),
+        (COMMON_NAME, "${POD_NAME}.${POD_NAMESPACE}.svc"),
+    ])
+    .unwrap();
+    for (name, namespace) in [
+        ("a/b", "shop"),
+        ("..", "shop"),
+        ("api-0.evil.example.com", "shop"),
+        ("x,evil.example.com", "shop"),
+        ("api-0", "../kube-system"),
+        ("api-0", "with space"),
+        ("api-0", ""),
+        ("-api", "shop"),
+        ("API", "shop"),
+    ] {
+        let mut pod = pod();
+        pod.name = name.into();
+        pod.namespace = namespace.into();
+        let err = attrs.resolve(&pod).unwrap_err();
+        assert_eq!(err.key, COMMON_NAME, "{name:?} {namespace:?}");
+        assert!(err.to_string().contains("DNS label"), "{err}");
+    }
+    // Unused values do not matter; a long but valid label is fine.
+    let mut pod = pod();
+    pod.service_account_name = "not/used".into();
+    pod.name = "a".repeat(63);
+    assert!(attrs.resolve(&pod).is_ok());
+    pod.name = "a".repeat(64);
+    assert!(attrs.resolve(&pod).is_err());
 }
 
 #[test]

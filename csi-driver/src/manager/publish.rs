@@ -168,6 +168,7 @@ impl Manager {
             token: Some(token),
             ready: false,
             failures: 0,
+            trouble: None,
         };
         if let Err(error) = self.issue_into(&mut volume).await {
             if mounted_now {
