@@ -14,7 +14,18 @@ pub struct DevServer {
     child: Child,
     pub http: String,
     pub grpc: String,
+    /// The admin server's address, when started with `--admin-addr`.
+    pub admin: Option<String>,
     dir: PathBuf,
+}
+
+impl DevServer {
+    /// What the server wrote after its banner (log lines) and to stderr (the latter only
+    /// with [`start_wrapped`]), so far.
+    pub fn output(&self) -> String {
+        let read = |name| std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+        read("stdout") + &read("stderr")
+    }
 }
 
 impl Drop for DevServer {
@@ -72,6 +83,13 @@ spec:
 
 /// Starts a dev server with [`CONFIG`] and extra flags.
 pub fn start(extra: &[&str]) -> DevServer {
+    start_wrapped(&[], extra)
+}
+
+/// Starts a dev server with [`CONFIG`] and extra flags under `wrapper` (a command such
+/// as `prlimit --nofile=1024:1024` that runs the rest of its arguments); its stderr is
+/// kept (see [`DevServer::stderr`]).
+pub fn start_wrapped(wrapper: &[&str], extra: &[&str]) -> DevServer {
     let dir = std::env::temp_dir().join(format!(
         "tlsmint-api-test-{}-{}",
         std::process::id(),
@@ -79,7 +97,21 @@ pub fn start(extra: &[&str]) -> DevServer {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("config.yaml"), CONFIG).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tlsmint-operator"))
+    let binary = env!("CARGO_BIN_EXE_tlsmint-operator");
+    let mut command = match wrapper.split_first() {
+        None => Command::new(binary),
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(binary);
+            command
+        }
+    };
+    let stderr = if wrapper.is_empty() {
+        Stdio::null()
+    } else {
+        std::fs::File::create(dir.join("stderr")).unwrap().into()
+    };
+    let mut child = command
         .arg("dev")
         .arg("--config")
         .arg(&dir)
@@ -88,29 +120,42 @@ pub fn start(extra: &[&str]) -> DevServer {
         .args(["--log-level", "warn"])
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("start tlsmint-operator dev");
-    let stdout = child.stdout.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut http = String::new();
     let mut grpc = String::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
+    let mut admin = None;
+    loop {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        let line = line.trim_end();
         if let Some(rest) = line.trim().strip_prefix("Vault API:") {
             http = rest.split_whitespace().next().unwrap().to_owned();
         }
         if let Some(rest) = line.trim().strip_prefix("gRPC API:") {
             grpc = rest.split_whitespace().next().unwrap().to_owned();
         }
+        if let Some(rest) = line.trim().strip_prefix("Admin:") {
+            let url = rest.split_whitespace().next().unwrap();
+            admin = Some(url.trim_start_matches("http://").to_owned());
+        }
         if line.starts_with("Root Token:") {
             break;
         }
     }
     assert!(!http.is_empty() && !grpc.is_empty(), "banner not seen");
+    // Keep reading, so that log lines never block the server on a full pipe.
+    let mut rest = std::fs::File::create(dir.join("stdout")).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut rest));
     DevServer {
         child,
         http,
         grpc,
+        admin,
         dir,
     }
 }
