@@ -264,3 +264,58 @@ fn idle_flood_over_the_total_cap_is_refused_cleanly_and_admin_stays_healthy() {
         }
     }
 }
+
+/// The SETTINGS a server sends first on an HTTP/2 (prior knowledge) connection, as
+/// (identifier, value) pairs.
+fn h2_settings(to: SocketAddr) -> Vec<(u16, u32)> {
+    let mut stream = TcpStream::connect(to).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
+    let mut header = [0u8; 9];
+    stream.read_exact(&mut header).unwrap();
+    assert_eq!(header[3], 0x04, "the first frame is not SETTINGS");
+    let len = usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+    let mut payload = vec![0u8; len];
+    stream.read_exact(&mut payload).unwrap();
+    payload
+        .chunks_exact(6)
+        .map(|c| {
+            (
+                u16::from_be_bytes([c[0], c[1]]),
+                u32::from_be_bytes([c[2], c[3], c[4], c[5]]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn both_apis_announce_the_http2_limits() {
+    const MAX_CONCURRENT_STREAMS: u16 = 0x3;
+    const MAX_FRAME_SIZE: u16 = 0x5;
+    const MAX_HEADER_LIST_SIZE: u16 = 0x6;
+    let server = common::start(&[
+        "--api-h2-max-concurrent-streams",
+        "7",
+        "--api-h2-max-frame-size",
+        "20000",
+        "--api-h2-max-header-list-size",
+        "9000",
+    ]);
+    for url in [&server.http, &server.grpc] {
+        let settings = h2_settings(addr(url));
+        for want in [
+            (MAX_CONCURRENT_STREAMS, 7),
+            (MAX_FRAME_SIZE, 20000),
+            (MAX_HEADER_LIST_SIZE, 9000),
+        ] {
+            assert!(
+                settings.contains(&want),
+                "{url}: {settings:?} lacks {want:?}"
+            );
+        }
+    }
+}
