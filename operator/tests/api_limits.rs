@@ -319,3 +319,29 @@ fn both_apis_announce_the_http2_limits() {
         }
     }
 }
+
+#[test]
+fn an_http2_connection_that_falls_silent_is_closed_after_the_idle_timeout() {
+    let server = common::start(&[
+        "--api-header-read-timeout",
+        "1s",
+        "--api-idle-timeout",
+        "3s",
+        "--api-h2-keepalive-interval",
+        "0s",
+    ]);
+    for url in [&server.grpc, &server.http] {
+        let mut stream = TcpStream::connect(addr(url)).unwrap();
+        // The preface and an empty SETTINGS: the client has spoken, so the header-read
+        // timeout no longer applies, the idle timeout does.
+        stream
+            .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            .unwrap();
+        let waited = closed_within(&mut stream, Duration::from_secs(8))
+            .unwrap_or_else(|| panic!("{url}: a silent HTTP/2 connection was open after 8 s"));
+        assert!(
+            waited >= Duration::from_millis(2500) && waited < Duration::from_secs(6),
+            "{url}: closed after {waited:?}, the idle timeout is 3 s"
+        );
+    }
+}
