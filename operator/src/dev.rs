@@ -87,6 +87,11 @@ pub struct DevArgs {
     #[arg(long, env = "TLSMINT_DEV_LISTEN_ANY")]
     pub dev_listen_any: bool,
 
+    /// Address of an admin server (`/healthz`, `/readyz`, `/metrics`) on its own port,
+    /// as in `run` mode; none by default in dev mode.
+    #[arg(long, env = "TLSMINT_ADMIN_ADDR")]
+    pub admin_addr: Option<std::net::SocketAddr>,
+
     /// API flags (addresses default to 127.0.0.1 in dev mode).
     #[command(flatten)]
     pub api: ApiArgs,
@@ -166,12 +171,27 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             None
         },
     };
+    let shutdown = tlsmint_runtime::shutdown::on_signal();
+    if let Some(addr) = args.admin_addr {
+        let (bound, _task) = tlsmint_runtime::admin::serve(
+            addr,
+            tlsmint_runtime::admin::AdminState {
+                registry: Arc::new(
+                    tlsmint_runtime::prometheus_client::registry::Registry::default(),
+                ),
+                readiness: tlsmint_runtime::health::Readiness::new(),
+                reuse_port: false,
+            },
+            shutdown.clone(),
+        )
+        .await?;
+        println!("Admin:      http://{bound}   (/healthz, /readyz, /metrics)");
+    }
     let scheme = if args.tls { "https" } else { "http" };
     print_banner(scheme, &root_token, http, grpc, &summary, &role_lines);
     if args.tls {
         println!("TLS CA file: {}", args.tls_ca_file.display());
     }
-    let shutdown = tlsmint_runtime::shutdown::on_signal();
     api::serve(listeners, services, &args.api, shutdown).await?;
     Ok(())
 }

@@ -18,6 +18,10 @@ mod run;
 
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
+    // Before anything opens files: let the connection caps, not EMFILE, refuse clients.
+    if let Err(err) = tlsmint_runtime::limits::raise_nofile_limit() {
+        eprintln!("raising the open-file limit failed: {err}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -250,24 +250,37 @@ fn unknown_key() -> InvalidValue {
     }
 }
 
+/// Checks the `$(...)` templates of a value the webhook copies into a CSI volume attribute,
+/// and returns it with each replaced by `x`. `${` is refused: the driver would read it as one
+/// of its own templates and refuse the volume, leaving the pod stuck in ContainerCreating.
+fn templated(value: &str) -> Result<String, InvalidValue> {
+    if value.contains("${") {
+        return Err(InvalidValue::ForeignTemplate {
+            value: value.to_owned(),
+            example: TEMPLATES.example,
+        });
+    }
+    TEMPLATES.check(value)
+}
+
 fn parse_role(value: Option<&str>) -> Result<String, InvalidValue> {
     let role = values::required(value)?;
-    values::object_name(role, &TEMPLATES.check(role)?)?;
+    values::object_name(role, &templated(role)?)?;
     Ok(role.to_owned())
 }
 
 fn parse_common_name(value: &str) -> Result<String, InvalidValue> {
-    TEMPLATES.check(value)?;
+    templated(value)?;
     Ok(value.to_owned())
 }
 
 fn parse_dns_name(value: &str) -> Result<String, InvalidValue> {
-    values::no_spaces(&TEMPLATES.check(value)?, "a DNS name")?;
+    values::no_spaces(&templated(value)?, "a DNS name")?;
     Ok(value.to_owned())
 }
 
 fn parse_uri(value: &str) -> Result<String, InvalidValue> {
-    values::uri(value, &TEMPLATES.check(value)?)?;
+    values::uri(value, &templated(value)?)?;
     Ok(value.to_owned())
 }
 

@@ -239,3 +239,21 @@ fn keys_all_have_the_prefix() {
         ["tls.crt", "tls.key", "ca.crt"]
     );
 }
+
+/// Found by tests/fuzz.rs: `${` passed the webhook and made a volume the driver refuses.
+#[test]
+fn the_csi_template_syntax_is_refused_in_annotations() {
+    for key in [COMMON_NAME, DNS_NAMES, URI_SANS, ROLE] {
+        let value = if key == URI_SANS {
+            "spiffe://x/${POD_NAME}"
+        } else {
+            "${"
+        };
+        let mut pairs = vec![(INJECT, "true"), (ROLE, "web")];
+        pairs.retain(|(k, _)| *k != key);
+        pairs.push((key, value));
+        let err = parse_err(&pairs);
+        assert_eq!(err.key, key);
+        assert!(err.to_string().contains("$(POD_NAME)"), "{err}");
+    }
+}

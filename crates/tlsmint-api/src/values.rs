@@ -102,6 +102,17 @@ pub enum InvalidValue {
         /// An example of a correct template.
         example: &'static str,
     },
+    /// A pod annotation holding the CSI driver's `${` template syntax: the webhook would
+    /// pass it on and the driver would read it as a template, so the volume would fail.
+    #[error(
+        "{value:?} holds \"${{\", which the CSI driver reads as a template: annotations use $(...), e.g. {example}"
+    )]
+    ForeignTemplate {
+        /// The value holding it.
+        value: String,
+        /// An example of a correct template.
+        example: &'static str,
+    },
     /// A template in a value that does not take templates.
     #[error("{value:?} cannot use templates")]
     TemplateNotAllowed {

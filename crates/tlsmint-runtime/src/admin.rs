@@ -12,12 +12,16 @@ use std::sync::Arc;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::health::Readiness;
+
+/// Time a client has for its request headers (and between keep-alive requests): a
+/// half-sent request must not hold an admin connection open.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Content type of the Prometheus text exposition format written by prometheus-client.
 const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -78,6 +82,8 @@ async fn accept_loop(listener: TcpListener, state: AdminState, shutdown: Cancell
                 async move { Ok::<_, Infallible>(route(&state, req.method(), req.uri().path())) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(tcp), service)
                 .await;
         });

@@ -13,6 +13,8 @@ pub mod admin;
 pub mod cli;
 pub mod cpu;
 pub mod health;
+pub mod http;
+pub mod limits;
 pub mod listen;
 pub mod net;
 pub mod shutdown;

@@ -28,6 +28,7 @@ pub mod auth;
 pub mod cluster;
 #[cfg(test)]
 mod cluster_tests;
+pub mod conn;
 pub mod error;
 pub mod grpc;
 pub mod issue;
@@ -143,6 +144,10 @@ pub struct ApiArgs {
     /// host network on one node (the local test cluster).
     #[arg(long, env = "TLSMINT_API_REUSE_PORT", default_value_t = false)]
     pub api_reuse_port: bool,
+
+    /// Connection timeouts and caps.
+    #[command(flatten)]
+    pub conn: conn::ConnArgs,
 }
 
 impl ApiArgs {
@@ -345,45 +350,56 @@ pub async fn serve(
             reason: e.to_string(),
         }
     };
-    let http_in = tlsmint_runtime::listen::accept(
+    let nofile = tlsmint_runtime::limits::nofile_limit().ok();
+    let limits = args.conn.limits(nofile);
+    let h2 = args.conn.h2();
+    // One tracker for both APIs: together they stay under the cap.
+    let tracker = tlsmint_runtime::limits::ConnTracker::new(limits);
+    let http_in = tlsmint_runtime::listen::accept_limited(
         listeners.http,
         acceptor("HTTP", &[b"h2", b"http/1.1"])?,
+        Some(tracker.clone()),
         shutdown.clone(),
     )
     .map_err(accept_err("HTTP"))?;
-    let grpc_in = tlsmint_runtime::listen::accept(
+    let grpc_in = tlsmint_runtime::listen::accept_limited(
         listeners.grpc,
         acceptor("gRPC", &[b"h2"])?,
+        Some(tracker),
         shutdown.clone(),
     )
     .map_err(accept_err("gRPC"))?;
     tracing::info!(
-        http.addr = %http_in_addr(&http_in),
-        grpc.addr = %http_in_addr(&grpc_in),
+        http.addr = %http_in.local_addr(),
+        grpc.addr = %grpc_in.local_addr(),
         tls = services.tls.is_some(),
+        fd.limit = nofile.unwrap_or(0),
+        connections.max = limits.max_connections.unwrap_or(0),
+        connections.max_per_peer = limits.max_per_peer.unwrap_or(0),
         "issuance APIs listening"
     );
 
-    let http = axum::serve(http_in, vault::router(state.clone()))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let http = tlsmint_runtime::http::serve(
+        http_in,
+        vault::router(state.clone()),
+        tlsmint_runtime::http::HttpLimits {
+            header_read_timeout: limits.header_read_timeout,
+            h2,
+        },
+        shutdown.clone(),
+    );
     let grpc = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_interval(Some(h2.keepalive_interval).filter(|d| !d.is_zero()))
+        .http2_keepalive_timeout(Some(h2.keepalive_timeout))
+        .max_concurrent_streams(h2.max_concurrent_streams)
+        .max_frame_size(h2.max_frame_size)
+        .http2_max_header_list_size(h2.max_header_list_size)
         .add_service(grpc::IssuerService::server(state))
         .serve_with_incoming_shutdown(grpc_in, shutdown.clone().cancelled_owned());
-    let (http, grpc) = tokio::join!(http.into_future(), grpc);
-    http.map_err(|e| ServeError::Server {
-        api: "HTTP",
-        reason: e.to_string(),
-    })?;
+    let ((), grpc) = tokio::join!(http, grpc);
     grpc.map_err(|e| ServeError::Server {
         api: "gRPC",
         reason: e.to_string(),
     })?;
     Ok(())
-}
-
-fn http_in_addr(incoming: &tlsmint_runtime::listen::Incoming) -> String {
-    axum::serve::Listener::local_addr(incoming)
-        .map(|a| a.to_string())
-        .unwrap_or_default()
 }

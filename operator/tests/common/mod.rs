@@ -14,7 +14,18 @@ pub struct DevServer {
     child: Child,
     pub http: String,
     pub grpc: String,
+    /// The admin server's address, when started with `--admin-addr`.
+    pub admin: Option<String>,
     dir: PathBuf,
+}
+
+impl DevServer {
+    /// What the server wrote after its banner (log lines) and to stderr (the latter only
+    /// with [`start_wrapped`]), so far.
+    pub fn output(&self) -> String {
+        let read = |name| std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+        read("stdout") + &read("stderr")
+    }
 }
 
 impl Drop for DevServer {
@@ -74,16 +85,28 @@ pub mod http;
 
 /// Starts a dev server with [`CONFIG`] and extra flags.
 pub fn start(extra: &[&str]) -> DevServer {
-    start_inner(extra, "warn", None)
+    start_inner(&[], extra, "warn", None)
 }
 
 /// Like [`start`], at log level `info` with the log (stdout after the
 /// banner) copied to `log`.
 pub fn start_logged(extra: &[&str], log: &std::path::Path) -> DevServer {
-    start_inner(extra, "info", Some(log))
+    start_inner(&[], extra, "info", Some(log))
 }
 
-fn start_inner(extra: &[&str], level: &str, log: Option<&std::path::Path>) -> DevServer {
+/// Starts a dev server with [`CONFIG`] and extra flags under `wrapper` (a command such
+/// as `prlimit --nofile=1024:1024` that runs the rest of its arguments); its stderr is
+/// kept (see [`DevServer::stderr`]).
+pub fn start_wrapped(wrapper: &[&str], extra: &[&str]) -> DevServer {
+    start_inner(wrapper, extra, "warn", None)
+}
+
+fn start_inner(
+    wrapper: &[&str],
+    extra: &[&str],
+    level: &str,
+    log: Option<&std::path::Path>,
+) -> DevServer {
     let dir = std::env::temp_dir().join(format!(
         "tlsmint-api-test-{}-{}",
         std::process::id(),
@@ -91,7 +114,21 @@ fn start_inner(extra: &[&str], level: &str, log: Option<&std::path::Path>) -> De
     ));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("config.yaml"), CONFIG).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tlsmint-operator"))
+    let binary = env!("CARGO_BIN_EXE_tlsmint-operator");
+    let mut command = match wrapper.split_first() {
+        None => Command::new(binary),
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(binary);
+            command
+        }
+    };
+    let stderr = if wrapper.is_empty() {
+        Stdio::null()
+    } else {
+        std::fs::File::create(dir.join("stderr")).unwrap().into()
+    };
+    let mut child = command
         .arg("dev")
         .arg("--config")
         .arg(&dir)
@@ -100,40 +137,44 @@ fn start_inner(extra: &[&str], level: &str, log: Option<&std::path::Path>) -> De
         .args(["--log-level", level])
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("start tlsmint-operator dev");
-    let stdout = child.stdout.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut http = String::new();
     let mut grpc = String::new();
-    let mut lines = BufReader::new(stdout).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
+    let mut admin = None;
+    loop {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        let line = line.trim_end();
         if let Some(rest) = line.trim().strip_prefix("Vault API:") {
             http = rest.split_whitespace().next().unwrap().to_owned();
         }
         if let Some(rest) = line.trim().strip_prefix("gRPC API:") {
             grpc = rest.split_whitespace().next().unwrap().to_owned();
         }
+        if let Some(rest) = line.trim().strip_prefix("Admin:") {
+            let url = rest.split_whitespace().next().unwrap();
+            admin = Some(url.trim_start_matches("http://").to_owned());
+        }
         if line.starts_with("Root Token:") {
             break;
         }
     }
     assert!(!http.is_empty() && !grpc.is_empty(), "banner not seen");
-    // The log goes to stdout after the banner: copy it to `log` until the process ends.
-    if let Some(path) = log {
-        let mut file = std::fs::File::create(path).unwrap();
-        std::thread::spawn(move || {
-            use std::io::Write as _;
-            for line in lines.map_while(Result::ok) {
-                let _ = writeln!(file, "{line}");
-            }
-        });
-    }
+    // Keep reading, so that log lines never block the server on a full pipe; the log goes
+    // to `log` when asked for, else to a file in the server's folder.
+    let mut rest =
+        std::fs::File::create(log.map_or_else(|| dir.join("stdout"), Into::into)).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut rest));
     DevServer {
         child,
         http,
         grpc,
+        admin,
         dir,
     }
 }

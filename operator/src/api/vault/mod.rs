@@ -8,6 +8,8 @@
 //! Vault requests. Must not: log tokens, keys or bodies.
 
 pub mod envelope;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod params;
 mod pki;
 mod read;
