@@ -48,6 +48,9 @@ pub trait Mounter: Send + Sync + fmt::Debug {
     fn mount_tmpfs(&self, target: &Path) -> Result<(), MountError>;
     /// Unmounts `target`.
     fn unmount(&self, target: &Path) -> Result<(), MountError>;
+    /// The driver just wrote a new generation of files into `target`, a tmpfs it mounted
+    /// or found to be its own (lets [`LinuxMounter`] skip mountinfo at the next check).
+    fn files_written(&self, _target: &Path) {}
 }
 
 /// The real thing: needs `CAP_SYS_ADMIN` in the host's mount namespace (a privileged pod
@@ -80,6 +83,12 @@ impl LinuxMounter {
 
 impl Mounter for LinuxMounter {
     fn is_our_tmpfs(&self, target: &Path) -> Result<bool, MountError> {
+        // Not a mount point (or not there): cannot be our tmpfs.
+        match devices(target) {
+            None => return Ok(false),
+            Some((own, parent)) if own == parent => return Ok(false),
+            Some(_) => {}
+        }
         let identity = Self::identity(target);
         if identity.is_some() && self.known().get(target) == identity.as_ref() {
             return Ok(true);
@@ -115,7 +124,26 @@ impl Mounter for LinuxMounter {
             op: "mounting a tmpfs at",
             path: target.to_owned(),
             reason: e.desc().to_owned(),
-        })
+        })?;
+        // Our mount's device, with no generation yet: never a match on its own, only the
+        // base for `files_written`.
+        if let Some((own, _)) = devices(target) {
+            self.known()
+                .insert(target.to_owned(), (own, PathBuf::new()));
+        }
+        Ok(())
+    }
+
+    fn files_written(&self, target: &Path) {
+        let Some(identity) = Self::identity(target) else {
+            return;
+        };
+        let mut known = self.known();
+        if let Some(entry) = known.get_mut(target)
+            && entry.0 == identity.0
+        {
+            *entry = identity;
+        }
     }
 
     fn unmount(&self, target: &Path) -> Result<(), MountError> {
@@ -292,6 +320,12 @@ mod tests {
         // Unmounted behind the driver's back: no longer ours.
         nix::mount::umount2(&target, nix::mount::MntFlags::empty()).unwrap();
         assert!(!m.is_our_tmpfs(&target).unwrap());
+        // Files written by the driver after its own mount: known at once.
+        m.mount_tmpfs(&target).unwrap();
+        std::os::unix::fs::symlink("..gen-3", target.join("..data")).unwrap();
+        m.files_written(&target);
+        assert_eq!(m.known()[&target].1, Path::new("..gen-3"));
+        nix::mount::umount2(&target, nix::mount::MntFlags::empty()).unwrap();
         // Someone else's tmpfs at the same place: not ours either.
         m.mount_tmpfs(&target).unwrap();
         nix::mount::umount2(&target, nix::mount::MntFlags::empty()).unwrap();

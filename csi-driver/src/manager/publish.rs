@@ -213,6 +213,7 @@ impl Manager {
                 volume: volume.record.volume_id.clone(),
                 source,
             })?;
+        self.inner.mounter.files_written(&volume.record.target_path);
         volume.record.certificate = CertificateRecord {
             serial: issued.serial,
             not_before: issued.not_before,
