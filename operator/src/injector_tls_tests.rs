@@ -147,7 +147,7 @@ fn reissues_a_broken_pair() {
 }
 
 #[test]
-fn the_secret_holds_leaf_key_and_ca_and_its_debug_shows_no_key() {
+fn the_secret_holds_leaf_key_and_ca() {
     let ca = ca("a");
     let (secret, serial) = secret_for("x", &ca, &names(), HOUR, OffsetDateTime::now_utc()).unwrap();
     assert!(!serial.is_empty());

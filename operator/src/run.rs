@@ -71,6 +71,12 @@ pub struct RunArgs {
     #[command(flatten, next_help_heading = "Issuance APIs (every replica)")]
     api: crate::api::ApiArgs,
 
+    /// Report pods annotated `tlsmint.io/inject: "true"` that were admitted without the
+    /// injector: a Warning Event `NotInjected` on each and the gauge
+    /// `tlsmint_operator_pods_not_injected` (the leader watches pod metadata cluster-wide).
+    #[arg(long, env = "TLSMINT_REPORT_MISSED_INJECTION", default_value_t = false)]
+    report_missed_injection: bool,
+
     #[command(flatten, next_help_heading = "Injector serving certificate (leader)")]
     injector_tls: crate::injector_tls::InjectorTlsArgs,
 }
@@ -88,6 +94,7 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
         label_selector,
         concurrency,
         api,
+        report_missed_injection,
         injector_tls,
     } = *args;
     telemetry::init(&common.log_filter, common.log_format)?;
@@ -184,6 +191,7 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
         },
         ctx,
         injector,
+        report_missed_injection,
         shutdown.clone(),
     )
     .await;
@@ -213,6 +221,7 @@ async fn spawn_controllers(
     config: LeaderConfig,
     ctx: Arc<Context>,
     injector: Option<Injector>,
+    report_missed_injection: bool,
     shutdown: CancellationToken,
 ) {
     let injector = injector.map(Arc::new);
@@ -230,6 +239,8 @@ async fn spawn_controllers(
         },
         move |stop: CancellationToken| {
             let controllers = controllers::run(ctx.clone(), stop.clone());
+            let reporter = report_missed_injection
+                .then(|| controllers::missed_injection::run(ctx.clone(), stop.clone()));
             let injector = injector.clone();
             async move {
                 let keeper = async {
@@ -243,7 +254,12 @@ async fn spawn_controllers(
                         .await;
                     }
                 };
-                tokio::join!(controllers, keeper);
+                let reporter = async {
+                    if let Some(reporter) = reporter {
+                        reporter.await;
+                    }
+                };
+                tokio::join!(controllers, keeper, reporter);
             }
         },
     )
