@@ -2,7 +2,8 @@
 //! leader against the real API server with the chart's RBAC (the webhook configuration by
 //! name only): the Secret appears, is signed by the internal API CA (ConfigMap
 //! `tlsmint-api-ca`), is renewed at half of a short lifetime, comes back when deleted, and
-//! the caBundle is set to the CA and restored when someone changes it.
+//! the caBundle is set to the CA and restored when someone changes it. The missed-injection
+//! reporter flags an annotated pod no injector saw (Event `NotInjected`, gauge).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -12,10 +13,10 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhook, MutatingWebhookConfiguration, WebhookClientConfig,
 };
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
-use tlsmint_e2e::operator::{OperatorEnv, OperatorProcess, secret_text};
+use tlsmint_e2e::operator::{OperatorEnv, OperatorProcess, events_about, secret_text};
 use tlsmint_e2e::{DeleteOnDrop, wait_for};
 
 fn bundle_of(config: &MutatingWebhookConfiguration) -> Option<String> {
@@ -73,7 +74,7 @@ async fn leader_keeps_the_injector_certificate_and_ca_bundle() {
         .unwrap();
     let _cleanup = DeleteOnDrop::new::<MutatingWebhookConfiguration>(None, &webhook);
 
-    let _operator = OperatorProcess::start_with_env(
+    let operator = OperatorProcess::start_with_env(
         &env,
         "op-0",
         &[
@@ -85,6 +86,7 @@ async fn leader_keeps_the_injector_certificate_and_ca_bundle() {
             ),
             ("TLSMINT_INJECTOR_CERT_TTL", "2m"),
             ("TLSMINT_INJECTOR_CHECK_INTERVAL", "1s"),
+            ("TLSMINT_REPORT_MISSED_INJECTION", "true"),
         ],
     )
     .await
@@ -186,6 +188,65 @@ async fn leader_keeps_the_injector_certificate_and_ca_bundle() {
     )
     .await
     .unwrap();
+
+    // A pod annotated for injection that no injector saw (no webhook serves this namespace)
+    // is reported by an Event and the gauge; an unannotated one is not.
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &ns);
+    let pod = |name: &str, annotations: serde_json::Value| -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "annotations": annotations},
+            "spec": {
+                "terminationGracePeriodSeconds": 0,
+                "containers": [{
+                    "name": "app",
+                    "image": tlsmint_e2e::test_image().unwrap(),
+                    "imagePullPolicy": "Never",
+                    "command": ["sleep", "3600"],
+                }],
+            },
+        }))
+        .unwrap()
+    };
+    pods.create(
+        &PostParams::default(),
+        &pod(
+            "bypassed",
+            serde_json::json!({"tlsmint.io/inject": "true", "tlsmint.io/role": "web"}),
+        ),
+    )
+    .await
+    .unwrap();
+    pods.create(&PostParams::default(), &pod("plain", serde_json::json!({})))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let events = events_about(&env.client, &ns, "bypassed", "NotInjected")
+            .await
+            .unwrap();
+        let gauge = operator
+            .metric("tlsmint_operator_pods_not_injected")
+            .await
+            .unwrap();
+        if !events.is_empty() && gauge == Some(1.0) {
+            let note = events[0].note.clone().unwrap_or_default();
+            assert!(note.contains("tlsmint.io/inject"), "{note}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no NotInjected Event or gauge for the bypassed pod: {events:?} {gauge:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        events_about(&env.client, &ns, "plain", "NotInjected")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Deleted: it comes back.
     secrets
