@@ -327,6 +327,10 @@ fn check_injector_common(docs: &[serde_json::Value]) -> serde_json::Value {
         env_of(operator, "TLSMINT_INJECTOR_WEBHOOK_CONFIG"),
         "r-tlsmint-injector"
     );
+    assert_eq!(
+        env_of(operator, "TLSMINT_POLICY_CHECK_CALLERS"),
+        "ns/r-tlsmint-injector"
+    );
     hook.clone()
 }
 
