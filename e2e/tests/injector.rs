@@ -5,7 +5,9 @@
 //!   certificate, key and CA on their very first start (they exit non-zero otherwise);
 //! - with `ttl: 2m` the agent renews the certificate (about 45 s after issue: half of the
 //!   2m30s lifetime, back-dating included);
-//! - an invalid annotation is refused at admission with a message naming it;
+//! - an invalid annotation is refused at admission with a message naming it, and so are a
+//!   name outside the role's policy and a ServiceAccount outside its subjects, with the
+//!   operator's reason (CheckPolicy: nothing is issued);
 //! - a Job with the annotation completes (the agent is a native sidecar);
 //! - the webhook's serving certificate (lifetime 3m) rotates while annotated pods are
 //!   admitted every second, without a failed admission;
@@ -25,7 +27,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use tlsmint_e2e::operator::{OperatorEnv, SELECTOR_LABEL, secret_text, workspace_root};
+use tlsmint_api::v1alpha1::{IssuerRole, RoleSubject};
+use tlsmint_e2e::operator::{OperatorEnv, SELECTOR_LABEL, is_ready, secret_text, workspace_root};
 use tlsmint_e2e::{TestNamespace, env, kubectl, test_image, tool_path, wait_for};
 
 /// Runs `helm uninstall` when dropped.
@@ -286,7 +289,9 @@ async fn annotated_pods_start_with_a_certificate_that_renews() {
     let failures = Arc::new(AtomicUsize::new(0));
     let admitted = Arc::new(AtomicUsize::new(0));
     let stop = tlsmint_e2e_stop();
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::<Duration>::new()));
     let prober = {
+        let latencies = latencies.clone();
         let (api, failures, admitted, stop) = (
             app_pods.clone(),
             failures.clone(),
@@ -303,7 +308,10 @@ async fn annotated_pods_start_with_a_certificate_that_renews() {
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
                 let pod = pod_of(template.clone(), &format!("probe-{i}"));
-                match api.create(&dry, &pod).await {
+                let sent = Instant::now();
+                let result = api.create(&dry, &pod).await;
+                latencies.lock().unwrap().push(sent.elapsed());
+                match result {
                     Ok(p) if is_injected(&p) => {
                         admitted.fetch_add(1, Ordering::Relaxed);
                     }
@@ -421,6 +429,54 @@ async fn annotated_pods_start_with_a_certificate_that_renews() {
         .expect_err("an invalid ttl is refused");
     assert!(refused.to_string().contains("tlsmint.io/ttl"), "{refused}");
 
+    // Denial explained at admission (the operator's CheckPolicy, nothing issued): a name
+    // outside the role's policy, and a ServiceAccount that is not in a role's subjects.
+    let mut outside = ann_refs.clone();
+    outside.retain(|(k, _)| *k != "tlsmint.io/dns-names");
+    outside.push(("tlsmint.io/dns-names", "evil.other.org"));
+    let refused = app_pods
+        .create(
+            &PostParams::default(),
+            &pod_of(annotated_pod(&outside, "sleep 1"), "outside-policy"),
+        )
+        .await
+        .expect_err("a name outside the role's policy is refused at admission");
+    assert!(refused.to_string().contains("evil.other.org"), "{refused}");
+    let roles: Api<IssuerRole> = Api::all(env.client.clone());
+    let strict = format!("{release}-strict");
+    let mut strict_role = env.role(&strict, &ca.root, "example.com", &[]);
+    strict_role.spec.subjects = vec![RoleSubject::new(&app_ns, "only-this-one")];
+    roles
+        .create(&PostParams::default(), &strict_role)
+        .await
+        .unwrap();
+    let _strict_guard = tlsmint_e2e::DeleteOnDrop::new::<IssuerRole>(None, &strict);
+    wait_for(
+        &roles,
+        &strict,
+        Duration::from_secs(60),
+        "strict role Ready",
+        |r| is_ready(r.status.as_ref().map(|s| &s.conditions)),
+    )
+    .await
+    .unwrap();
+    let mut stranger = ann_refs.clone();
+    stranger.retain(|(k, _)| *k != "tlsmint.io/role");
+    stranger.push(("tlsmint.io/role", strict.as_str()));
+    let refused = app_pods
+        .create(
+            &PostParams::default(),
+            &pod_of(annotated_pod(&stranger, "sleep 1"), "not-a-subject"),
+        )
+        .await
+        .expect_err("a ServiceAccount outside the role's subjects is refused at admission");
+    let text = refused.to_string();
+    assert!(
+        text.contains(&format!("{app_ns}/default")) && text.contains("subjects"),
+        "{text}"
+    );
+    eprintln!("refused at admission: {text}");
+
     // A Job with the annotation completes although the agent keeps running as a sidecar.
     let jobs: Api<Job> = Api::namespaced(env.client.clone(), &app_ns);
     let mut job_pod = annotated_pod(&ann_refs, "echo done");
@@ -475,6 +531,24 @@ async fn annotated_pods_start_with_a_certificate_that_renews() {
         failures.load(Ordering::Relaxed),
     );
     eprintln!("admissions during rotation: {ok} injected, {failed} failed");
+    let mut times = latencies.lock().unwrap().clone();
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
+    eprintln!(
+        "dry-run create of an annotated pod through the API server and the webhook: \
+         p50 {:?}, p99 {:?}, max {:?} ({} requests)",
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        times.len()
+    );
+    let metrics = reqwest_free_get(ports.injector_admin, "/metrics").await;
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("tlsmint_injector_admission"))
+    {
+        eprintln!("injector metric: {line}");
+    }
     assert_eq!(failed, 0, "no admission failed during the rotation");
     assert!(ok >= 30, "admissions ran all along: {ok}");
 
@@ -559,4 +633,19 @@ fn is_injected(pod: &Pod) -> bool {
 
 fn tlsmint_e2e_stop() -> Arc<std::sync::atomic::AtomicBool> {
     Arc::new(std::sync::atomic::AtomicBool::new(false))
+}
+
+/// `GET http://127.0.0.1:<port><path>` (the injector's admin server), body as text.
+async fn reqwest_free_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return String::new();
+    };
+    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut body = String::new();
+    let _ = stream.read_to_string(&mut body).await;
+    body
 }
