@@ -302,6 +302,9 @@ async fn csi_volumes_on_the_real_kubelet() {
         &format!("csi.adminPort={csi_admin}"),
         "--set",
         "csi.logLevel=info\\,tlsmint_csi=debug",
+        // The injector has its own test (injector.rs).
+        "--set",
+        "injector.enabled=false",
     ])
     .await
     .unwrap();

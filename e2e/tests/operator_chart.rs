@@ -61,6 +61,10 @@ async fn helm_install_runs_two_replicas_that_elect_a_leader_and_issue() {
         // The CSI node plugin is node-wide (one release per cluster): e2e/tests/csi.rs.
         "--set",
         "csi.enabled=false",
+        // The injector has its own test (injector.rs); here it would only add a webhook
+        // for annotated pods of every namespace of the shared cluster.
+        "--set",
+        "injector.enabled=false",
     ])
     .await
     .unwrap();
@@ -229,6 +233,9 @@ async fn chart_renders_for_both_modes_and_refuses_latest() {
         "the CSI driver reaches the API on the node's loopback: {local}"
     );
 
+    check_injector_real(&real);
+    check_injector_local(&local);
+
     let refused = tokio::process::Command::new(tool_path("helm").unwrap())
         .args(["template", "r", &chart, "--set", "image.tag=latest"])
         .output()
@@ -240,4 +247,137 @@ async fn chart_renders_for_both_modes_and_refuses_latest() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
+}
+
+/// The documents of a rendered chart.
+fn documents(rendered: &str) -> Vec<serde_json::Value> {
+    rendered
+        .split("\n---")
+        .filter_map(|doc| serde_yaml_ng::from_str::<serde_json::Value>(doc).ok())
+        .filter(|v| v.is_object())
+        .collect()
+}
+
+fn find<'a>(docs: &'a [serde_json::Value], kind: &str, name: &str) -> &'a serde_json::Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} rendered"))
+}
+
+fn env_of<'a>(container: &'a serde_json::Value, name: &str) -> &'a str {
+    container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .and_then(|e| e["value"].as_str())
+        .unwrap_or_else(|| panic!("no env {name} in {container}"))
+}
+
+/// What both modes share: Pod CREATE only, scoped by matchConditions and namespaceSelector,
+/// Fail, 5 s, IfNeeded, no side effects, no caBundle (the operator sets it), and RBAC on
+/// this one MutatingWebhookConfiguration by name.
+fn check_injector_common(docs: &[serde_json::Value]) -> serde_json::Value {
+    let mwc = find(docs, "MutatingWebhookConfiguration", "r-tlsmint-injector");
+    let hooks = mwc["webhooks"].as_array().unwrap();
+    assert_eq!(hooks.len(), 1, "{mwc}");
+    let hook = &hooks[0];
+    assert_eq!(hook["failurePolicy"], "Fail");
+    assert_eq!(hook["timeoutSeconds"], 5);
+    assert_eq!(hook["reinvocationPolicy"], "IfNeeded");
+    assert_eq!(hook["sideEffects"], "None");
+    assert!(hook["clientConfig"].get("caBundle").is_none(), "{hook}");
+    let rules = hook["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0]["operations"], serde_json::json!(["CREATE"]));
+    assert_eq!(rules[0]["resources"], serde_json::json!(["pods"]));
+    let expr = &hook["namespaceSelector"]["matchExpressions"][0];
+    assert_eq!(expr["key"], "kubernetes.io/metadata.name");
+    assert_eq!(expr["operator"], "NotIn");
+    assert_eq!(expr["values"], serde_json::json!(["ns", "kube-system"]));
+    let condition = hook["matchConditions"][0]["expression"].as_str().unwrap();
+    assert!(condition.contains("'tlsmint.io/inject'"), "{condition}");
+
+    let role = find(docs, "ClusterRole", "r-tlsmint-operator");
+    let rule = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resources"] == serde_json::json!(["mutatingwebhookconfigurations"]))
+        .expect("a rule for the webhook configuration");
+    assert_eq!(
+        rule["resourceNames"],
+        serde_json::json!(["r-tlsmint-injector"])
+    );
+    assert_eq!(rule["verbs"], serde_json::json!(["get", "patch"]));
+
+    let operator = &find(docs, "Deployment", "r-tlsmint-operator")["spec"]["template"]["spec"]["containers"]
+        [0];
+    assert_eq!(
+        env_of(operator, "TLSMINT_INJECTOR_TLS_SECRET"),
+        "r-tlsmint-injector-tls"
+    );
+    assert_eq!(
+        env_of(operator, "TLSMINT_INJECTOR_WEBHOOK_CONFIG"),
+        "r-tlsmint-injector"
+    );
+    assert_eq!(
+        env_of(operator, "TLSMINT_POLICY_CHECK_CALLERS"),
+        "ns/r-tlsmint-injector"
+    );
+    hook.clone()
+}
+
+fn check_injector_real(rendered: &str) {
+    let docs = documents(rendered);
+    let hook = check_injector_common(&docs);
+    assert_eq!(
+        hook["clientConfig"]["service"],
+        serde_json::json!({"namespace": "ns", "name": "r-tlsmint-injector", "port": 443, "path": "/mutate"})
+    );
+    find(&docs, "Service", "r-tlsmint-injector");
+    let deployment = find(&docs, "Deployment", "r-tlsmint-injector");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        env_of(container, "TLSMINT_API_ENDPOINT"),
+        "https://r-tlsmint-operator.ns.svc:8201"
+    );
+    assert_eq!(
+        env_of(container, "TLSMINT_AGENT_IMAGE"),
+        "tlsmint.local/tlsmint:2"
+    );
+    let operator = &find(&docs, "Deployment", "r-tlsmint-operator")["spec"]["template"]["spec"]["containers"]
+        [0];
+    let names = env_of(operator, "TLSMINT_INJECTOR_SERVING_NAMES");
+    assert!(names.contains("r-tlsmint-injector.ns.svc,"), "{names}");
+    assert!(!names.contains("127.0.0.1"), "{names}");
+}
+
+fn check_injector_local(rendered: &str) {
+    let docs = documents(rendered);
+    let hook = check_injector_common(&docs);
+    assert_eq!(
+        hook["clientConfig"],
+        serde_json::json!({"url": "https://127.0.0.1:8443/mutate"})
+    );
+    assert!(
+        !docs
+            .iter()
+            .any(|d| d["kind"] == "Service" && d["metadata"]["name"] == "r-tlsmint-injector"),
+        "no injector Service in local mode"
+    );
+    let deployment = find(&docs, "Deployment", "r-tlsmint-injector");
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["hostNetwork"], true);
+    let container = &pod["containers"][0];
+    assert_eq!(env_of(container, "TLSMINT_INJECTOR_ADDR"), "127.0.0.1:8443");
+    assert_eq!(
+        env_of(container, "TLSMINT_API_ENDPOINT"),
+        "https://127.0.0.1:8201"
+    );
+    let operator = &find(&docs, "Deployment", "r-tlsmint-operator")["spec"]["template"]["spec"]["containers"]
+        [0];
+    assert!(env_of(operator, "TLSMINT_INJECTOR_SERVING_NAMES").ends_with(",127.0.0.1"));
 }

@@ -38,6 +38,34 @@ pub struct Cli {
     )]
     pub tls_reload_interval: tlsmint_api::Duration,
 
+    /// Ask the operator (`CheckPolicy`, nothing issued) whether an annotated pod's
+    /// ServiceAccount may use its role for its names, and refuse it at admission with the
+    /// operator's reason if not. An operator that does not answer admits the pod (fail open).
+    #[arg(
+        long,
+        env = "TLSMINT_INJECTOR_POLICY_CHECK",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub policy_check: bool,
+
+    /// The injector's own ServiceAccount token for the audience `tlsmint` (re-read for each
+    /// check; the operator must list this ServiceAccount in --policy-check-callers).
+    #[arg(
+        long,
+        env = "TLSMINT_INJECTOR_TOKEN_FILE",
+        default_value = "/var/run/secrets/tlsmint/token"
+    )]
+    pub policy_check_token_file: PathBuf,
+
+    /// How long an admission waits for the operator's answer before admitting the pod.
+    #[arg(
+        long,
+        env = "TLSMINT_INJECTOR_POLICY_CHECK_TIMEOUT",
+        default_value = "2s"
+    )]
+    pub policy_check_timeout: tlsmint_api::Duration,
+
     /// What is injected.
     #[command(flatten)]
     pub injection: InjectionArgs,

@@ -6,11 +6,13 @@
 //! ```
 //!
 //! Owns admission. Must not: call the Kubernetes API (everything it needs is in the review
-//! and in its own configuration).
+//! and in its own configuration); the one outside call is the operator's `CheckPolicy`
+//! (policy.rs), which fails open.
 
 pub mod config;
 pub mod mutate;
 pub mod patch;
+pub mod policy;
 pub mod review;
 pub mod server;
 
@@ -67,9 +69,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let acceptor = tlsmint_runtime::tls::acceptor(swap, &[b"h2", b"http/1.1"])?;
     let incoming = tlsmint_runtime::listen::accept(listener, Some(acceptor), shutdown.clone())?;
     tracing::info!(addr = %cli.listen, agent.image = %injection.agent_image, "tlsmint-injector listening");
-    axum::serve(incoming, server::router(injection, metrics))
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await?;
+    let checker = if cli.policy_check {
+        Some(
+            policy::Checker::new(
+                &injection.api_endpoint,
+                injection.api_ca_pem.clone(),
+                injection.api_server_name.clone(),
+                cli.policy_check_token_file.clone(),
+                cli.policy_check_timeout.into(),
+            )
+            .context("configuring the policy check")?,
+        )
+    } else {
+        None
+    };
+    axum::serve(
+        incoming,
+        server::router_with_check(injection, metrics, checker),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await?;
     let _ = admin.await;
     Ok(())
 }

@@ -101,7 +101,8 @@ impl Result {
     }
 }
 
-fn refuse(uid: String, message: String) -> Response {
+/// A refusal with `message` (HTTP-style code 400).
+pub fn refuse(uid: String, message: String) -> Response {
     Response {
         uid,
         allowed: false,

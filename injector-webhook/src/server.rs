@@ -20,7 +20,12 @@ use prometheus_client::registry::Registry;
 use tlsmint_runtime::CancellationToken;
 use tlsmint_runtime::tls::CertSwap;
 
+use k8s_openapi::api::core::v1::Pod;
+use tlsmint_api::annotations::PodAnnotations;
+use tlsmint_client::proto::CheckPolicyRequest;
+
 use crate::config::Injection;
+use crate::policy::{self, Checker, Verdict};
 use crate::review::{self, AdmissionReview};
 
 /// Largest review accepted (the API server's own limit on objects is 3 MiB).
@@ -68,15 +73,64 @@ impl Metrics {
 struct AppState {
     injection: Arc<Injection>,
     metrics: Metrics,
+    checker: Option<Checker>,
 }
 
-/// The admission router (`POST /mutate`, `GET /healthz`).
+/// The admission router (`POST /mutate`, `GET /healthz`) without the policy check.
 pub fn router(injection: Arc<Injection>, metrics: Metrics) -> axum::Router {
+    router_with_check(injection, metrics, None)
+}
+
+/// The admission router; with `checker`, annotated pods are also checked against the
+/// operator's policy before they are admitted ([`crate::policy`]).
+pub fn router_with_check(
+    injection: Arc<Injection>,
+    metrics: Metrics,
+    checker: Option<Checker>,
+) -> axum::Router {
     axum::Router::new()
         .route("/mutate", post(mutate))
         .route("/healthz", get(|| async { "ok" }))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(AppState { injection, metrics })
+        .with_state(AppState {
+            injection,
+            metrics,
+            checker,
+        })
+}
+
+/// The policy question for an annotated pod (None for any other review).
+fn policy_question(request: &review::Request) -> Option<CheckPolicyRequest> {
+    let pod: Pod = serde_json::from_value(request.object.clone()?).ok()?;
+    let ann = PodAnnotations::parse(pod.metadata.annotations.as_ref()?).ok()??;
+    let namespace = request
+        .namespace
+        .clone()
+        .or_else(|| pod.metadata.namespace.clone())?;
+    Some(policy::question(&pod, &namespace, &ann))
+}
+
+/// Refuses an admitted pod when the operator says it would not issue its certificate.
+async fn check_policy(
+    checker: &Checker,
+    question: CheckPolicyRequest,
+    uid: &str,
+    admitted: (review::Response, review::Result),
+) -> (review::Response, review::Result) {
+    match checker.check(question).await {
+        Verdict::Allowed => admitted,
+        Verdict::Denied(reason) => (
+            review::refuse(
+                uid.to_owned(),
+                format!("tlsmint: the operator would not issue this pod's certificate: {reason}"),
+            ),
+            review::Result::Denied,
+        ),
+        Verdict::Unknown(why) => {
+            tracing::warn!(admission.uid = %uid, reason = %why, "policy check unanswered; admitting (fail open)");
+            admitted
+        }
+    }
 }
 
 async fn mutate(
@@ -96,7 +150,17 @@ async fn mutate(
     ))?;
     let uid = request.uid.clone();
     let namespace = request.namespace.clone().unwrap_or_default();
-    let (response, result) = review::decide(request, &state.injection);
+    let question = state
+        .checker
+        .as_ref()
+        .and_then(|_| policy_question(&request));
+    let (mut response, mut result) = review::decide(request, &state.injection);
+    if let (Some(checker), Some(question)) = (&state.checker, question)
+        && response.allowed
+        && matches!(result, review::Result::Injected | review::Result::Unchanged)
+    {
+        (response, result) = check_policy(checker, question, &uid, (response, result)).await;
+    }
     state
         .metrics
         .seconds

@@ -128,3 +128,127 @@ fn reloads_the_serving_certificate_only_when_the_files_change() {
     assert!(!Arc::ptr_eq(&served, &swap.current().unwrap()));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A fake operator whose `CheckPolicy` refuses role `strict` and allows any other.
+struct FakeOperator;
+
+#[tonic::async_trait]
+impl tlsmint_client::proto::issuer_server::Issuer for FakeOperator {
+    async fn issue(
+        &self,
+        _: tonic::Request<tlsmint_client::proto::IssueRequest>,
+    ) -> Result<tonic::Response<tlsmint_client::proto::IssueResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("issue"))
+    }
+    async fn sign(
+        &self,
+        _: tonic::Request<tlsmint_client::proto::SignRequest>,
+    ) -> Result<tonic::Response<tlsmint_client::proto::SignResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("sign"))
+    }
+    async fn get_ca_bundle(
+        &self,
+        _: tonic::Request<tlsmint_client::proto::GetCaBundleRequest>,
+    ) -> Result<tonic::Response<tlsmint_client::proto::GetCaBundleResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("bundle"))
+    }
+    async fn check_policy(
+        &self,
+        req: tonic::Request<tlsmint_client::proto::CheckPolicyRequest>,
+    ) -> Result<tonic::Response<tlsmint_client::proto::CheckPolicyResponse>, tonic::Status> {
+        assert!(
+            req.metadata().get("authorization").is_some(),
+            "the token is sent"
+        );
+        let req = req.into_inner();
+        let allowed = req.role != "strict";
+        Ok(tonic::Response::new(
+            tlsmint_client::proto::CheckPolicyResponse {
+                allowed,
+                reason: if allowed {
+                    String::new()
+                } else {
+                    format!(
+                        "service account {}/{} may not use role \"strict\"",
+                        req.namespace, req.service_account
+                    )
+                },
+            },
+        ))
+    }
+}
+
+async fn review_with(app: axum::Router, role: &str) -> serde_json::Value {
+    let body = serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u-1",
+            "operation": "CREATE",
+            "namespace": "shop",
+            "object": {
+                "metadata": {"name": "p", "annotations": {"tlsmint.io/inject": "true", "tlsmint.io/role": role}},
+                "spec": {"serviceAccountName": "api", "containers": [{"name": "app", "image": "busybox"}]}
+            }
+        }
+    });
+    let req = axum::http::Request::post("/mutate")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = app.oneshot(req).await.unwrap();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn refuses_at_admission_what_the_operator_would_deny_and_fails_open() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(tlsmint_client::proto::issuer_server::IssuerServer::new(
+                FakeOperator,
+            ))
+            .serve(addr),
+    );
+    let token = std::env::temp_dir().join(format!("tlsmint-injector-token-{}", std::process::id()));
+    std::fs::write(&token, "a.b.c").unwrap();
+    let checker = |endpoint: String| {
+        tlsmint_injector::policy::Checker::new(
+            &endpoint,
+            None,
+            None,
+            token.clone(),
+            Duration::from_secs(2),
+        )
+        .unwrap()
+    };
+    let app = |endpoint: String| {
+        tlsmint_injector::server::router_with_check(
+            Arc::new(injection()),
+            Metrics::new(&mut Registry::default()),
+            Some(checker(endpoint)),
+        )
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let endpoint = format!("http://{addr}");
+
+    let denied = review_with(app(endpoint.clone()), "strict").await;
+    assert_eq!(denied["response"]["allowed"], false, "{denied}");
+    let message = denied["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("shop/api") && message.contains("strict"),
+        "{message}"
+    );
+
+    let allowed = review_with(app(endpoint), "web").await;
+    assert_eq!(allowed["response"]["allowed"], true, "{allowed}");
+    assert_eq!(allowed["response"]["patchType"], "JSONPatch");
+
+    // Nobody answers: the pod is admitted (fail open).
+    let open = review_with(app("http://127.0.0.1:1".into()), "strict").await;
+    assert_eq!(open["response"]["allowed"], true, "{open}");
+    std::fs::remove_file(&token).unwrap();
+}

@@ -10,6 +10,7 @@ mod cli;
 mod controllers;
 mod convert;
 mod dev;
+mod injector_tls;
 mod leader;
 mod ocsp;
 mod registry;

@@ -70,6 +70,15 @@ pub struct RunArgs {
 
     #[command(flatten, next_help_heading = "Issuance APIs (every replica)")]
     api: crate::api::ApiArgs,
+
+    /// Report pods annotated `tlsmint.io/inject: "true"` that were admitted without the
+    /// injector: a Warning Event `NotInjected` on each and the gauge
+    /// `tlsmint_operator_pods_not_injected` (the leader watches pod metadata cluster-wide).
+    #[arg(long, env = "TLSMINT_REPORT_MISSED_INJECTION", default_value_t = false)]
+    report_missed_injection: bool,
+
+    #[command(flatten, next_help_heading = "Injector serving certificate (leader)")]
+    injector_tls: crate::injector_tls::InjectorTlsArgs,
 }
 
 /// Runs the operator until SIGTERM/SIGINT.
@@ -85,6 +94,8 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
         label_selector,
         concurrency,
         api,
+        report_missed_injection,
+        injector_tls,
     } = *args;
     telemetry::init(&common.log_filter, common.log_format)?;
     // kube and the issuance API both use rustls with aws-lc; one provider for the process.
@@ -93,6 +104,7 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
         renew_deadline < lease_duration,
         "--renew-deadline ({renew_deadline}) must be shorter than --lease-duration ({lease_duration})"
     );
+    let injector_tls = injector_tls.settings(&namespace)?;
     let identity = identity.unwrap_or_else(default_identity);
     let shutdown = shutdown::on_signal();
     let client = kube::Client::try_default()
@@ -162,6 +174,11 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
     let lease_client = kube::Client::try_default()
         .await
         .context("connecting to the Kubernetes API for leader election")?;
+    let injector = injector_tls.map(|settings| Injector {
+        client: client.clone(),
+        ca: apis.ca.clone(),
+        settings,
+    });
     spawn_controllers(
         lease_client,
         LeaderConfig {
@@ -173,6 +190,8 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
             retry_period: retry_period.as_std(),
         },
         ctx,
+        injector,
+        report_missed_injection,
         shutdown.clone(),
     )
     .await;
@@ -188,13 +207,24 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the controllers whenever this replica leads, until shutdown.
+/// What the leader keeps for the injector webhook (`crate::injector_tls`).
+struct Injector {
+    client: kube::Client,
+    ca: Arc<tlsmint_ca::CertificateAuthority>,
+    settings: crate::injector_tls::Settings,
+}
+
+/// Runs the controllers (and the injector's certificate keeper) whenever this replica
+/// leads, until shutdown.
 async fn spawn_controllers(
     client: kube::Client,
     config: LeaderConfig,
     ctx: Arc<Context>,
+    injector: Option<Injector>,
+    report_missed_injection: bool,
     shutdown: CancellationToken,
 ) {
+    let injector = injector.map(Arc::new);
     let metrics = ctx.metrics.clone();
     leader::run(
         client,
@@ -207,7 +237,31 @@ async fn spawn_controllers(
                 metrics.requests.set(None);
             }
         },
-        move |stop| controllers::run(ctx.clone(), stop),
+        move |stop: CancellationToken| {
+            let controllers = controllers::run(ctx.clone(), stop.clone());
+            let reporter = report_missed_injection
+                .then(|| controllers::missed_injection::run(ctx.clone(), stop.clone()));
+            let injector = injector.clone();
+            async move {
+                let keeper = async {
+                    if let Some(i) = injector {
+                        crate::injector_tls::run(
+                            i.client.clone(),
+                            i.ca.clone(),
+                            i.settings.clone(),
+                            stop,
+                        )
+                        .await;
+                    }
+                };
+                let reporter = async {
+                    if let Some(reporter) = reporter {
+                        reporter.await;
+                    }
+                };
+                tokio::join!(controllers, keeper, reporter);
+            }
+        },
     )
     .await;
 }

@@ -6,7 +6,9 @@
 
 mod common;
 
-use tlsmint_client::proto::{GetCaBundleRequest, IssueRequest, Names, SignRequest};
+use tlsmint_client::proto::{
+    CheckPolicyRequest, GetCaBundleRequest, IssueRequest, Names, SignRequest,
+};
 use tlsmint_client::{Client, ClientConfig, ClientError, Token, TokenSource};
 use tonic::Code;
 
@@ -337,4 +339,62 @@ async fn resource_exhausted_carries_the_retry_delay() {
         .unwrap();
     assert!((1..=2).contains(&secs), "{secs}");
     assert!(status.metadata().get("retry-after-ms").is_some());
+}
+
+#[tokio::test]
+async fn check_policy_answers_without_issuing_and_only_to_listed_callers() {
+    let server = common::start(&["--policy-check-callers", "tlsmint-system/injector"]);
+    let injector = client(&server, "system:serviceaccount:tlsmint-system:injector").await;
+    let ask = |role: &str, sa: &str, cn: &str| CheckPolicyRequest {
+        role: role.into(),
+        names: names(cn),
+        namespace: "apps".into(),
+        service_account: sa.into(),
+    };
+    let ok = injector
+        .check_policy(ask("web", "web", "api.example.com"))
+        .await
+        .unwrap();
+    assert!(ok.allowed, "{ok:?}");
+    assert!(ok.reason.is_empty());
+
+    let stranger = injector
+        .check_policy(ask("web", "other", "api.example.com"))
+        .await
+        .unwrap();
+    assert!(!stranger.allowed);
+    assert!(
+        stranger.reason.contains("apps/other") && stranger.reason.contains("subjects"),
+        "{}",
+        stranger.reason
+    );
+
+    let outside = injector
+        .check_policy(ask("web", "web", "evil.other.org"))
+        .await
+        .unwrap();
+    assert!(!outside.allowed);
+    assert!(
+        outside.reason.contains("evil.other.org"),
+        "{}",
+        outside.reason
+    );
+
+    let unknown = injector
+        .check_policy(ask("nope", "web", "api.example.com"))
+        .await
+        .unwrap();
+    assert!(!unknown.allowed);
+    assert!(unknown.reason.contains("nope"), "{}", unknown.reason);
+
+    // A caller the operator does not list may not ask.
+    let (code, message) = code(
+        client(&server, WEB)
+            .await
+            .check_policy(ask("web", "web", "api.example.com"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, Code::PermissionDenied);
+    assert!(message.contains("--policy-check-callers"), "{message}");
 }

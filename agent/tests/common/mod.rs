@@ -188,6 +188,13 @@ impl issuer_server::Issuer for FakeIssuer {
     ) -> Result<tonic::Response<proto::GetCaBundleResponse>, tonic::Status> {
         Err(tonic::Status::unimplemented("bundle"))
     }
+
+    async fn check_policy(
+        &self,
+        _req: tonic::Request<proto::CheckPolicyRequest>,
+    ) -> Result<tonic::Response<proto::CheckPolicyResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("check_policy"))
+    }
 }
 
 pub fn temp_dir(tag: &str) -> std::path::PathBuf {

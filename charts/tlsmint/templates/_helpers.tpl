@@ -37,4 +37,19 @@ mode (the replicas listen there with the host network), the operator Service oth
 {{- else -}}
 {{- printf "https://%s-operator.%s.svc:%v" (include "tlsmint.fullname" .) .Release.Namespace .Values.api.grpcPort -}}
 {{- end -}}
+{{- define "tlsmint.injectorSelector" -}}
+app.kubernetes.io/name: tlsmint
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: injector
+{{- end -}}
+
+{{/* DNS names (and 127.0.0.1 in local mode) of the injector's serving certificate. */}}
+{{- define "tlsmint.injectorServingNames" -}}
+{{- $svc := printf "%s-injector" (include "tlsmint.fullname" .) -}}
+{{- $ns := .Release.Namespace -}}
+{{- $names := list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) -}}
+{{- if .Values.local.enabled -}}
+{{- $names = append $names "127.0.0.1" -}}
+{{- end -}}
+{{- join "," $names -}}
 {{- end -}}

@@ -12,7 +12,8 @@ use tonic::{Request, Status};
 
 use crate::proto::issuer_client::IssuerClient;
 use crate::proto::{
-    GetCaBundleRequest, GetCaBundleResponse, IssueRequest, IssueResponse, SignRequest, SignResponse,
+    CheckPolicyRequest, CheckPolicyResponse, GetCaBundleRequest, GetCaBundleResponse, IssueRequest,
+    IssueResponse, SignRequest, SignResponse,
 };
 use crate::token::{TokenError, TokenSource};
 
@@ -138,6 +139,16 @@ impl Client {
     ) -> Result<GetCaBundleResponse, ClientError> {
         let req = self.authorized(req)?;
         Ok(self.inner.clone().get_ca_bundle(req).await?.into_inner())
+    }
+
+    /// `CheckPolicy`: whether a ServiceAccount may get these names through a role (nothing
+    /// is issued; only callers the operator allows may ask).
+    pub async fn check_policy(
+        &self,
+        req: CheckPolicyRequest,
+    ) -> Result<CheckPolicyResponse, ClientError> {
+        let req = self.authorized(req)?;
+        Ok(self.inner.clone().check_policy(req).await?.into_inner())
     }
 
     fn authorized<T>(&self, message: T) -> Result<Request<T>, ClientError> {

@@ -195,6 +195,13 @@ impl issuer_server::Issuer for FakeIssuer {
     ) -> Result<tonic::Response<proto::GetCaBundleResponse>, tonic::Status> {
         Err(tonic::Status::unimplemented("bundle"))
     }
+
+    async fn check_policy(
+        &self,
+        _req: tonic::Request<proto::CheckPolicyRequest>,
+    ) -> Result<tonic::Response<proto::CheckPolicyResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("the driver never asks"))
+    }
 }
 
 /// A mounter that records mounts. "Unmounting" empties the target (a tmpfs's files vanish

@@ -42,6 +42,25 @@ impl OperatorProcess {
         lease: &str,
         kubeconfig: &std::path::Path,
     ) -> Result<Self> {
+        Self::start_with_vars(env, replica, lease, kubeconfig, &[]).await
+    }
+
+    /// Starts a replica of the env with extra environment variables (flags).
+    pub async fn start_with_env(
+        env: &OperatorEnv,
+        replica: &str,
+        vars: &[(&str, &str)],
+    ) -> Result<Self> {
+        Self::start_with_vars(env, replica, &env.id, &env.kubeconfig, vars).await
+    }
+
+    async fn start_with_vars(
+        env: &OperatorEnv,
+        replica: &str,
+        lease: &str,
+        kubeconfig: &std::path::Path,
+        vars: &[(&str, &str)],
+    ) -> Result<Self> {
         let admin = free_port()?;
         let log = env.dir.join(format!("{replica}.log"));
         let file = std::fs::OpenOptions::new()
@@ -70,6 +89,7 @@ impl OperatorProcess {
                 std::env::var("TLSMINT_E2E_OPERATOR_LOG")
                     .unwrap_or_else(|_| "info,tlsmint_operator=debug".into()),
             )
+            .envs(vars.iter().copied())
             .stdout(Stdio::from(file.try_clone()?))
             .stderr(Stdio::from(file))
             .kill_on_drop(true)

@@ -43,6 +43,8 @@ pub struct ClusterApi {
     pub revocations: Arc<Revocations>,
     /// Both servers; ends after `shutdown`.
     pub task: JoinHandle<Result<(), ServeError>>,
+    /// The internal API CA (it also signs the injector's serving certificate).
+    pub ca: Arc<CertificateAuthority>,
 }
 
 /// Starting the cluster-mode APIs failed.
@@ -100,6 +102,7 @@ pub async fn start(
     let serving = ServingCert::new();
     serving.issue_from(&ca, &names, ttl)?;
     let renew_ca = ca.clone();
+    let internal_ca = ca.clone();
     tokio::spawn(serving.clone().keep_fresh(
         move || Some(renew_ca.clone()),
         names,
@@ -128,7 +131,11 @@ pub async fn start(
     let args = args.clone();
     let task =
         tokio::spawn(async move { super::serve(listeners, services, &args, shutdown).await });
-    Ok(ClusterApi { revocations, task })
+    Ok(ClusterApi {
+        revocations,
+        task,
+        ca: internal_ca,
+    })
 }
 
 /// `<service>`, `.<ns>`, `.<ns>.svc`, `.<ns>.svc.cluster.local`, `localhost`, `127.0.0.1`.

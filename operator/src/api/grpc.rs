@@ -10,8 +10,8 @@ use std::time::Duration;
 use tlsmint_ca::{KeyEncoding, NameRequest};
 use tlsmint_client::proto::issuer_server::{Issuer, IssuerServer};
 use tlsmint_client::proto::{
-    GetCaBundleRequest, GetCaBundleResponse, IssueRequest, IssueResponse, IssuedCertificate, Names,
-    SignRequest, SignResponse, timestamp,
+    CheckPolicyRequest, CheckPolicyResponse, GetCaBundleRequest, GetCaBundleResponse, IssueRequest,
+    IssueResponse, IssuedCertificate, Names, SignRequest, SignResponse, timestamp,
 };
 use tonic::{Request, Response, Status};
 
@@ -109,6 +109,42 @@ fn require_role(role: &str) -> Result<(), Status> {
 
 #[tonic::async_trait]
 impl Issuer for IssuerService {
+    async fn check_policy(
+        &self,
+        req: Request<CheckPolicyRequest>,
+    ) -> Result<Response<CheckPolicyResponse>, Status> {
+        let caller = self.caller("check_policy", &req).await?;
+        if !caller.root && !self.state.policy_checkers.contains(&caller.key()) {
+            return Err(Status::permission_denied(format!(
+                "service account {} may not call CheckPolicy (the operator's --policy-check-callers lists who may)",
+                caller.key()
+            )));
+        }
+        let body = req.into_inner();
+        require_role(&body.role)?;
+        if body.namespace.is_empty() || body.service_account.is_empty() {
+            return Err(Status::invalid_argument(
+                "namespace and service_account are required",
+            ));
+        }
+        let asked = Caller::service_account(&body.namespace, &body.service_account);
+        let answer = issue::check_policy(&self.state, &asked, &body.role, &names(body.names));
+        let response = match answer {
+            Ok(()) => CheckPolicyResponse {
+                allowed: true,
+                reason: String::new(),
+            },
+            Err(err @ (ApiError::Internal(_) | ApiError::Unavailable(_))) => {
+                return Err(Status::from(err));
+            }
+            Err(err) => CheckPolicyResponse {
+                allowed: false,
+                reason: err.message().to_owned(),
+            },
+        };
+        Ok(Response::new(response))
+    }
+
     async fn issue(&self, req: Request<IssueRequest>) -> Result<Response<IssueResponse>, Status> {
         let caller = self.caller("issue", &req).await?;
         let body = req.into_inner();

@@ -144,6 +144,25 @@ async fn run_checked(state: &ApiState, caller: &Caller, call: Call) -> Result<Ou
     })
 }
 
+/// Whether `asked` (a pod's ServiceAccount) could get a certificate for `names` through
+/// `role`: the role is found and Ready, `asked` is in its subjects, and the names pass its
+/// policy. Nothing is signed, rate-limited or recorded (`CheckPolicy`).
+pub fn check_policy(
+    state: &ApiState,
+    asked: &Caller,
+    role: &str,
+    names: &NameRequest,
+) -> Result<(), ApiError> {
+    let resolved = state.registry.resolve(role)?;
+    authorize(asked, &resolved)?;
+    resolved
+        .role
+        .policy
+        .check(&asked.identity(), names)
+        .map(|_| ())
+        .map_err(|e| ApiError::from(tlsmint_ca::Error::from(e)))
+}
+
 /// The caller must be one of the role's subjects (the dev root token passes).
 fn authorize(caller: &Caller, resolved: &Resolved) -> Result<(), ApiError> {
     if caller.root

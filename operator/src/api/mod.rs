@@ -148,6 +148,11 @@ pub struct ApiArgs {
     /// Connection timeouts and caps.
     #[command(flatten)]
     pub conn: conn::ConnArgs,
+    /// ServiceAccounts (`namespace/name`, comma-separated) that may call `CheckPolicy`:
+    /// the injector's, so it can refuse at admission a pod that would be denied. Empty:
+    /// nobody.
+    #[arg(long, env = "TLSMINT_POLICY_CHECK_CALLERS", value_delimiter = ',')]
+    pub policy_check_callers: Vec<String>,
 }
 
 impl ApiArgs {
@@ -198,6 +203,8 @@ pub struct ApiState {
     pub recent: RecentCerts,
     /// Timing.
     pub settings: Settings,
+    /// `namespace/name` of the ServiceAccounts that may call `CheckPolicy`.
+    pub policy_checkers: Vec<String>,
 }
 
 impl std::fmt::Debug for dyn Rights {
@@ -326,6 +333,12 @@ pub async fn serve(
             ocsp_validity: args.ocsp_validity.as_std(),
             revoked_grace: args.revoked_grace.as_std(),
         },
+        policy_checkers: args
+            .policy_check_callers
+            .iter()
+            .map(|c| c.trim().to_owned())
+            .filter(|c| !c.is_empty())
+            .collect(),
     });
     tokio::spawn(
         services

@@ -81,42 +81,7 @@ impl ServingCert {
         dns_names: &[String],
         ttl: Duration,
     ) -> Result<(), TlsError> {
-        let role = Role {
-            policy: Policy {
-                role: "tlsmint-serving".into(),
-                allow_any_name: true,
-                allow_localhost: true,
-                allow_ip_sans: true,
-                ..Policy::default()
-            },
-            profile: LeafProfile {
-                lifetimes: Lifetimes {
-                    ttl,
-                    max_ttl: ttl,
-                    ..Lifetimes::default()
-                },
-                client_flag: false,
-                ..LeafProfile::default()
-            },
-        };
-        let (ips, dns): (Vec<String>, Vec<String>) = dns_names
-            .iter()
-            .cloned()
-            .partition(|n| n.parse::<std::net::IpAddr>().is_ok());
-        let req = IssueRequest {
-            names: NameRequest {
-                common_name: dns.first().cloned(),
-                dns_names: dns,
-                ip_addresses: ips,
-                uris: Vec::new(),
-            },
-            ttl: Some(ttl),
-        };
-        let identity = Identity {
-            namespace: "tlsmint-system".into(),
-            service_account: None,
-        };
-        let mut issued = ca.issue(&role, &identity, &req, OffsetDateTime::now_utc())?;
+        let mut issued = issue_serving(ca, dns_names, ttl, OffsetDateTime::now_utc())?;
         let key = issued
             .private_key
             .take()
@@ -179,6 +144,53 @@ impl ServingCert {
             }
         }
     }
+}
+
+/// Issues a TLS server certificate (no client usage) for `names` (DNS names, and IP
+/// addresses written as such) from `ca`, valid for `ttl` from `now`, with a key made here.
+/// Shared by the APIs' own certificate and the injector's (`crate::injector_tls`).
+pub fn issue_serving(
+    ca: &CertificateAuthority,
+    names: &[String],
+    ttl: Duration,
+    now: OffsetDateTime,
+) -> Result<tlsmint_ca::Issued, tlsmint_ca::Error> {
+    let role = Role {
+        policy: Policy {
+            role: "tlsmint-serving".into(),
+            allow_any_name: true,
+            allow_localhost: true,
+            allow_ip_sans: true,
+            ..Policy::default()
+        },
+        profile: LeafProfile {
+            lifetimes: Lifetimes {
+                ttl,
+                max_ttl: ttl,
+                ..Lifetimes::default()
+            },
+            client_flag: false,
+            ..LeafProfile::default()
+        },
+    };
+    let (ips, dns): (Vec<String>, Vec<String>) = names
+        .iter()
+        .cloned()
+        .partition(|n| n.parse::<std::net::IpAddr>().is_ok());
+    let req = IssueRequest {
+        names: NameRequest {
+            common_name: dns.first().cloned(),
+            dns_names: dns,
+            ip_addresses: ips,
+            uris: Vec::new(),
+        },
+        ttl: Some(ttl),
+    };
+    let identity = Identity {
+        namespace: "tlsmint-system".into(),
+        service_account: None,
+    };
+    ca.issue(&role, &identity, &req, now)
 }
 
 impl ResolvesServerCert for ServingCert {

@@ -53,6 +53,9 @@ pub struct Metrics {
     issued: Family<RoleLabels, Counter>,
     denied: Family<RoleLabels, Counter>,
     leader: Gauge,
+    /// Pods annotated `tlsmint.io/inject: "true"` that exist without having been injected
+    /// (set by `missed_injection` on the leader).
+    pub not_injected: Gauge,
     /// The CertificateRequest cache of the current leadership term, read at scrape time.
     pub requests: StoreSlot<CertificateRequest>,
     /// The PkiMount cache of the loader, read at scrape time.
@@ -71,6 +74,7 @@ impl Metrics {
             issued: Family::default(),
             denied: Family::default(),
             leader: Gauge::default(),
+            not_injected: Gauge::default(),
             requests: StoreSlot::default(),
             mounts: StoreSlot::default(),
         });
@@ -104,6 +108,11 @@ impl Metrics {
             "leader",
             "1 while this replica holds the leader lease and runs the controllers",
             metrics.leader.clone(),
+        );
+        sub.register(
+            "pods_not_injected",
+            "Pods annotated tlsmint.io/inject: \"true\" that were admitted without the injector (leader only)",
+            metrics.not_injected.clone(),
         );
         sub.register_collector(Box::new(CacheGauges(metrics.clone())));
         metrics

@@ -12,6 +12,7 @@ pub mod error;
 pub mod issuer_role;
 pub mod loader;
 pub mod metrics;
+pub mod missed_injection;
 pub mod pki_mount;
 pub mod revocation_hook;
 pub mod times;

@@ -70,6 +70,7 @@ fn state() -> Arc<ApiState> {
         registry,
         auth: Arc::new(DevAuthenticator::new("root", "default", "default")),
         rights: Arc::new(crate::api::rights::DevRights),
+        policy_checkers: Vec::new(),
         revocations: Revocations::new(Arc::new(MemoryStore::default()), Default::default()),
         limiter: RateLimiter::new(0.0, 0),
         tokens: ClientTokens::new(&[7; 32]),
