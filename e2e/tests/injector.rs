@@ -28,46 +28,9 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use tlsmint_api::v1alpha1::{IssuerRole, RoleSubject};
+use tlsmint_e2e::chart::{Release, free_port, pod_ready};
 use tlsmint_e2e::operator::{OperatorEnv, SELECTOR_LABEL, is_ready, secret_text, workspace_root};
 use tlsmint_e2e::{TestNamespace, env, kubectl, test_image, tool_path, wait_for};
-
-/// Runs `helm uninstall` when dropped.
-struct Release {
-    name: String,
-    namespace: String,
-}
-
-impl Drop for Release {
-    fn drop(&mut self) {
-        let Ok(helm) = tool_path("helm") else { return };
-        let _ = std::process::Command::new(helm)
-            .args([
-                "uninstall",
-                &self.name,
-                "-n",
-                &self.namespace,
-                "--wait",
-                "--timeout",
-                "60s",
-            ])
-            .status();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn pod_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
 
 async fn ready_pods(api: &Api<Pod>, selector: &str, count: usize, timeout: Duration) -> Vec<Pod> {
     let deadline = Instant::now() + timeout;
@@ -201,11 +164,11 @@ async fn annotated_pods_start_with_a_certificate_that_renews() {
     let ns = env.namespace.name().to_owned();
     let fullname = format!("{release}-tlsmint");
     let ports = Ports {
-        admin: free_port(),
-        http: free_port(),
-        grpc: free_port(),
-        injector: free_port(),
-        injector_admin: free_port(),
+        admin: free_port().unwrap(),
+        http: free_port().unwrap(),
+        grpc: free_port().unwrap(),
+        injector: free_port().unwrap(),
+        injector_admin: free_port().unwrap(),
     };
     let values_file = env.dir.join("values-injector.json");
     std::fs::write(&values_file, values(&env, &release, &image, &ports)).unwrap();

@@ -37,6 +37,8 @@ mode (the replicas listen there with the host network), the operator Service oth
 {{- else -}}
 {{- printf "https://%s-operator.%s.svc:%v" (include "tlsmint.fullname" .) .Release.Namespace .Values.api.grpcPort -}}
 {{- end -}}
+{{- end -}}
+
 {{- define "tlsmint.injectorSelector" -}}
 app.kubernetes.io/name: tlsmint
 app.kubernetes.io/instance: {{ .Release.Name }}
