@@ -355,6 +355,34 @@ mod tests {
     }
 
     #[test]
+    fn with_a_group_the_key_is_0440_and_owned_by_that_group() {
+        use std::os::unix::fs::MetadataExt;
+        let root = temp_dir("group");
+        let dir = AtomicDir::new(&root);
+        // As root any group works (the driver runs as root); otherwise one the process is in.
+        let root_user = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+        let gid = if root_user {
+            4242
+        } else {
+            fs::metadata(&root).unwrap().gid()
+        };
+        let files = vec![
+            File::public("tls.crt", "cert"),
+            File::secret("tls.key", "key", true),
+        ];
+        let owner = Owner {
+            uid: None,
+            gid: Some(gid),
+        };
+        dir.write(&files, owner).unwrap();
+        let meta = |name: &str| fs::metadata(dir.current().unwrap().join(name)).unwrap();
+        assert_eq!(meta("tls.key").permissions().mode() & 0o777, 0o440);
+        assert_eq!(meta("tls.key").gid(), gid);
+        assert_eq!(meta("tls.crt").permissions().mode() & 0o777, 0o444);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn a_new_generation_replaces_the_old_and_removes_it() {
         let root = temp_dir("replace");
         let dir = AtomicDir::new(&root);
