@@ -5,9 +5,7 @@
 //! Owns process lookup and the HTTP call. Must not: send anything but the configured signal,
 //! or call anything but the configured URL.
 
-use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal, kill_process};
@@ -16,53 +14,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Time allowed for the reload call.
 pub const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A signal the agent may send.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SignalName {
-    /// SIGHUP (nginx, haproxy: reload configuration).
-    Hup,
-    /// SIGUSR1.
-    Usr1,
-    /// SIGUSR2.
-    Usr2,
-    /// SIGTERM (let the container restart; only for apps that cannot reload).
-    Term,
-}
+/// A signal the agent may send (the names the annotations and `--reload-signal` take).
+pub use tlsmint_api::annotations::ReloadSignal as SignalName;
 
-impl SignalName {
-    fn signal(self) -> Signal {
-        match self {
-            SignalName::Hup => Signal::HUP,
-            SignalName::Usr1 => Signal::USR1,
-            SignalName::Usr2 => Signal::USR2,
-            SignalName::Term => Signal::TERM,
-        }
-    }
-}
-
-impl FromStr for SignalName {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let name = s.trim().to_ascii_uppercase();
-        match name.strip_prefix("SIG").unwrap_or(&name) {
-            "HUP" => Ok(SignalName::Hup),
-            "USR1" => Ok(SignalName::Usr1),
-            "USR2" => Ok(SignalName::Usr2),
-            "TERM" => Ok(SignalName::Term),
-            _ => Err(format!("{s:?} is not one of HUP, USR1, USR2, TERM")),
-        }
-    }
-}
-
-impl fmt::Display for SignalName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SignalName::Hup => "HUP",
-            SignalName::Usr1 => "USR1",
-            SignalName::Usr2 => "USR2",
-            SignalName::Term => "TERM",
-        })
+fn signal_of(name: SignalName) -> Signal {
+    match name {
+        SignalName::Hup => Signal::HUP,
+        SignalName::Usr1 => Signal::USR1,
+        SignalName::Usr2 => Signal::USR2,
+        SignalName::Term => Signal::TERM,
     }
 }
 
@@ -87,7 +47,7 @@ impl Reload {
                 tracing::warn!(process = %name, "no process to signal after the rotation");
             }
             for pid in pids {
-                match Pid::from_raw(pid).map(|p| kill_process(p, signal.signal())) {
+                match Pid::from_raw(pid).map(|p| kill_process(p, signal_of(*signal))) {
                     Some(Ok(())) => {
                         tracing::info!(process = %name, pid, signal = %signal, "signalled")
                     }

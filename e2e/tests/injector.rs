@@ -4,7 +4,8 @@
 //! - an annotated Deployment's app container, and a user init container, find a non-empty
 //!   certificate, key and CA on their very first start (they exit non-zero otherwise);
 //! - with `ttl: 2m` the agent renews the certificate (about 45 s after issue: half of the
-//!   2m30s lifetime, back-dating included);
+//!   2m30s lifetime, back-dating included), and its SIGHUP reaches the app's process in the
+//!   other container (`tlsmint.io/reload-signal`, shared process namespace);
 //! - an invalid annotation is refused at admission with a message naming it, and so are a
 //!   name outside the role's policy and a ServiceAccount outside its subjects, with the
 //!   operator's reason (CheckPolicy: nothing is issued);
@@ -54,6 +55,14 @@ async fn ready_pods(api: &Api<Pod>, selector: &str, count: usize, timeout: Durat
 
 /// Checks the three files and exits 1 when one is missing or empty.
 const CHECK: &str = "for f in tls.crt tls.key ca.crt; do test -s /var/run/tlsmint/$f || { echo missing $f; exit 1; }; done";
+
+/// What the app prints when it gets SIGHUP.
+const RELOADED: &str = "reloaded-on-sighup";
+
+/// An app that waits and prints [`RELOADED`] on each SIGHUP (`wait` returns at once on a
+/// trapped signal, `sleep` in the foreground would delay it).
+const RELOADING_APP: &str =
+    "trap 'echo reloaded-on-sighup' HUP; while true; do sleep 1 & wait $!; done";
 
 /// An annotated pod template (host network: the agent reaches the API on the node's
 /// loopback) with a user init container and an app container that both check the files.
@@ -296,7 +305,16 @@ async fn annotated_pods_start_with_a_certificate_that_renews() {
     let first_serving = secret_text(&secrets.get(&serving_secret).await.unwrap(), "tls.crt");
 
     // An annotated Deployment: its init container and app container check the files at their
-    // first start and exit 1 if any is missing.
+    // first start and exit 1 if any is missing. The app's shell reloads on SIGHUP (it says so
+    // on stdout); the agent signals it after each rotation. Both run as the pod's user, the
+    // one a signal needs.
+    let mut web_ann = ann_refs.clone();
+    web_ann.extend([
+        ("tlsmint.io/reload-signal", "HUP"),
+        ("tlsmint.io/reload-process", "sh"),
+    ]);
+    let mut template = annotated_pod(&web_ann, RELOADING_APP);
+    template["spec"]["securityContext"] = serde_json::json!({"runAsUser": 65532});
     let deployments: Api<Deployment> = Api::namespaced(env.client.clone(), &app_ns);
     let deployment: Deployment = serde_json::from_value(serde_json::json!({
         "apiVersion": "apps/v1",
@@ -305,7 +323,7 @@ async fn annotated_pods_start_with_a_certificate_that_renews() {
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": {"app": "web"}},
-            "template": annotated_pod(&ann_refs, "sleep 3600"),
+            "template": template,
         },
     }))
     .unwrap();
@@ -394,6 +412,31 @@ async fn annotated_pods_start_with_a_certificate_that_renews() {
         .await
         .unwrap();
     eprintln!("agent log:\n{logs}");
+
+    // The rotation's SIGHUP reached the app in the other container.
+    let since = Instant::now();
+    loop {
+        let app_log = kubectl(["logs", "-n", &app_ns, &web_name, "-c", "app"])
+            .await
+            .unwrap();
+        if app_log.contains(RELOADED) {
+            break;
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(30),
+            "the app got no SIGHUP after the rotation; app log:\n{app_log}\nagent log:\n{logs}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let web_now = app_pods.get(&web_name).await.unwrap();
+    assert_eq!(
+        web_now
+            .spec
+            .as_ref()
+            .and_then(|s| s.share_process_namespace),
+        Some(true),
+        "the injector turned process sharing on for the reload signal"
+    );
 
     // The agent's resident memory (figure only: the image may hold debug builds;
     // docs/benchmarks.md says which), read from /proc of its process on this node.

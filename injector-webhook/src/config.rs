@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+use tlsmint_api::annotations::ReloadSignal;
 use tlsmint_runtime::cli::CommonArgs;
 
 /// Mutating admission webhook: injects the tlsmint-agent native sidecar, or an inline
@@ -129,6 +130,26 @@ pub struct InjectionArgs {
     /// Log level of the agent.
     #[arg(long, env = "TLSMINT_AGENT_LOG", default_value = "info")]
     pub agent_log_level: String,
+
+    /// Signals a pod may ask the agent to send after a rotation (tlsmint.io/reload-signal),
+    /// comma-separated; an empty value allows none. TERM restarts the app and is off by default.
+    #[arg(
+        long,
+        env = "TLSMINT_INJECTOR_RELOAD_SIGNALS",
+        value_delimiter = ',',
+        default_value = "HUP,USR1,USR2"
+    )]
+    pub reload_signals: Vec<String>,
+
+    /// Whether a pod may ask the agent to POST to a URL inside the pod after a rotation
+    /// (tlsmint.io/reload-url; loopback addresses only).
+    #[arg(
+        long,
+        env = "TLSMINT_INJECTOR_ALLOW_RELOAD_URL",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub allow_reload_url: bool,
 }
 
 /// Settings the mutation reads (flags plus the API's CA, read once at start).
@@ -156,6 +177,10 @@ pub struct Injection {
     pub token_expiration_seconds: i64,
     /// Agent log level.
     pub agent_log_level: String,
+    /// Signals pods may ask for.
+    pub reload_signals: Vec<ReloadSignal>,
+    /// Whether pods may ask for a reload call.
+    pub allow_reload_url: bool,
 }
 
 impl InjectionArgs {
@@ -168,6 +193,16 @@ impl InjectionArgs {
                 })?),
                 None => None,
             };
+        let reload_signals = self
+            .reload_signals
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<ReloadSignal>()
+                    .map_err(|e| anyhow::anyhow!("--reload-signals: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         if self.token_expiration_seconds < 600 {
             anyhow::bail!("--token-expiration-seconds must be at least 600 (Kubernetes' minimum)");
         }
@@ -183,6 +218,8 @@ impl InjectionArgs {
             memory_limit: self.agent_memory_limit.clone(),
             token_expiration_seconds: self.token_expiration_seconds,
             agent_log_level: self.agent_log_level.clone(),
+            reload_signals,
+            allow_reload_url: self.allow_reload_url,
         })
     }
 }
@@ -191,10 +228,31 @@ impl InjectionArgs {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    fn injection(args: &[&str]) -> anyhow::Result<Injection> {
+        let mut argv = vec!["tlsmint-injector", "--tls-cert-file=c", "--tls-key-file=k"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv)?.injection.load()
+    }
+
+    #[test]
+    fn reload_signals_default_to_the_harmless_ones_and_can_be_narrowed() {
+        let default = injection(&[]).unwrap();
+        assert_eq!(
+            default.reload_signals,
+            [ReloadSignal::Hup, ReloadSignal::Usr1, ReloadSignal::Usr2]
+        );
+        assert!(default.allow_reload_url);
+        let none = injection(&["--reload-signals=", "--allow-reload-url=false"]).unwrap();
+        assert!(none.reload_signals.is_empty());
+        assert!(!none.allow_reload_url);
+        let err = injection(&["--reload-signals=HUP,KILL"]).unwrap_err();
+        assert!(err.to_string().contains("--reload-signals"), "{err}");
     }
 }

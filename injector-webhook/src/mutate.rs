@@ -81,6 +81,25 @@ pub enum Refusal {
         /// The name given.
         name: String,
     },
+    /// A reload the injector's configuration does not allow.
+    #[error(
+        "annotation {key}: {value} is not allowed by the injector's configuration (allowed: {allowed})"
+    )]
+    ReloadNotAllowed {
+        /// The annotation.
+        key: &'static str,
+        /// Its value.
+        value: String,
+        /// What is allowed, in words.
+        allowed: String,
+    },
+    /// A reload signal on a pod that turned process sharing off.
+    #[error(
+        "annotation {}: the agent must see the app's processes, but the pod sets spec.shareProcessNamespace: false; remove it or use {}",
+        annotations::RELOAD_SIGNAL,
+        annotations::RELOAD_URL
+    )]
+    ProcessNamespace,
     /// The pod has no spec.
     #[error("the pod has no spec")]
     NoSpec,
@@ -103,6 +122,7 @@ pub fn mutate(pod: &Pod, cfg: &Injection) -> Result<Outcome, Refusal> {
         return Err(Refusal::Windows);
     }
     check_sub_paths(spec)?;
+    check_reload(&ann.reload, spec, cfg)?;
     if let Some(names) = &ann.containers {
         for name in names {
             let known = spec
@@ -114,6 +134,13 @@ pub fn mutate(pod: &Pod, cfg: &Injection) -> Result<Outcome, Refusal> {
             }
         }
     }
+    // A signal crosses containers only between processes of one user: with a reload signal,
+    // the agent runs as the pod's runAsUser (when it sets one) instead of its own.
+    let pod_user = spec
+        .security_context
+        .as_ref()
+        .and_then(|sc| sc.run_as_user)
+        .filter(|uid| *uid != 0 && ann.reload.signal.is_some());
     let volumes = spec.volumes.get_or_insert_with(Vec::new);
     match ann.mode {
         InjectionMode::Sidecar => {
@@ -121,7 +148,10 @@ pub fn mutate(pod: &Pod, cfg: &Injection) -> Result<Outcome, Refusal> {
             put(volumes, token_volume(cfg));
             let init = spec.init_containers.get_or_insert_with(Vec::new);
             init.retain(|c| c.name != AGENT);
-            init.insert(0, agent(&ann, cfg));
+            init.insert(0, agent(&ann, cfg, pod_user));
+            if ann.reload.signal.is_some() {
+                spec.share_process_namespace = Some(true);
+            }
         }
         InjectionMode::Csi => {
             volumes.retain(|v| v.name != TOKEN_VOLUME);
@@ -167,6 +197,41 @@ fn check_sub_paths(spec: &PodSpec) -> Result<(), Refusal> {
                 });
             }
         }
+    }
+    Ok(())
+}
+
+/// Whether the injector's configuration allows what the pod asks for after a rotation.
+fn check_reload(
+    reload: &annotations::Reload,
+    spec: &PodSpec,
+    cfg: &Injection,
+) -> Result<(), Refusal> {
+    if let Some((signal, _)) = &reload.signal {
+        if !cfg.reload_signals.contains(signal) {
+            let allowed: Vec<&str> = cfg.reload_signals.iter().map(|s| s.as_str()).collect();
+            return Err(Refusal::ReloadNotAllowed {
+                key: annotations::RELOAD_SIGNAL,
+                value: signal.to_string(),
+                allowed: if allowed.is_empty() {
+                    "no signals".into()
+                } else {
+                    allowed.join(", ")
+                },
+            });
+        }
+        if spec.share_process_namespace == Some(false) {
+            return Err(Refusal::ProcessNamespace);
+        }
+    }
+    if let Some(url) = &reload.url
+        && !cfg.allow_reload_url
+    {
+        return Err(Refusal::ReloadNotAllowed {
+            key: annotations::RELOAD_URL,
+            value: url.clone(),
+            allowed: "no reload calls".into(),
+        });
     }
     Ok(())
 }
@@ -261,7 +326,7 @@ fn env(name: &str, value: impl Into<String>) -> EnvVar {
     }
 }
 
-fn agent(ann: &PodAnnotations, cfg: &Injection) -> Container {
+fn agent(ann: &PodAnnotations, cfg: &Injection, pod_user: Option<i64>) -> Container {
     // The downward-API variables first: kubelet resolves $(POD_NAME) and friends in the
     // values below from them, and the agent resolves any that are left.
     let mut vars = vec![
@@ -302,6 +367,13 @@ fn agent(ann: &PodAnnotations, cfg: &Injection) -> Container {
     if let Some(key) = ann.key {
         vars.push(env("TLSMINT_KEY_ALGORITHM", key.to_string()));
     }
+    if let Some((signal, process)) = &ann.reload.signal {
+        vars.push(env("TLSMINT_RELOAD_SIGNAL", signal.as_str()));
+        vars.push(env("TLSMINT_RELOAD_PROCESS", process.clone()));
+    }
+    if let Some(url) = &ann.reload.url {
+        vars.push(env("TLSMINT_RELOAD_URL", url.clone()));
+    }
     let resources = |pairs: &[(&str, &str)]| {
         pairs
             .iter()
@@ -340,8 +412,10 @@ fn agent(ann: &PodAnnotations, cfg: &Injection) -> Container {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
             run_as_non_root: Some(true),
-            run_as_user: Some(65532),
-            run_as_group: Some(65532),
+            // With the pod's user the agent inherits the pod's group too (its files stay
+            // readable through fsGroup either way).
+            run_as_user: Some(pod_user.unwrap_or(65532)),
+            run_as_group: pod_user.is_none().then_some(65532),
             capabilities: Some(Capabilities {
                 drop: Some(vec!["ALL".into()]),
                 add: None,

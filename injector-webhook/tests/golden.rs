@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::Pod;
+use tlsmint_api::annotations::ReloadSignal;
 use tlsmint_injector::config::Injection;
 use tlsmint_injector::mutate::{Outcome, mutate};
 use tlsmint_injector::review::{self, Request};
@@ -27,6 +28,8 @@ fn injection() -> Injection {
         memory_limit: "64Mi".into(),
         token_expiration_seconds: 3600,
         agent_log_level: "info".into(),
+        reload_signals: vec![ReloadSignal::Hup, ReloadSignal::Usr1, ReloadSignal::Usr2],
+        allow_reload_url: true,
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use http_body_util::BodyExt;
+use tlsmint_api::annotations::ReloadSignal;
 use tlsmint_ca::{CaConfig, CertificateAuthority, KeyEncoding, KeySpec, Subject};
 use tlsmint_injector::config::Injection;
 use tlsmint_injector::server::{CertFiles, Metrics, router};
@@ -26,6 +27,8 @@ fn injection() -> Injection {
         memory_limit: "64Mi".into(),
         token_expiration_seconds: 3600,
         agent_log_level: "info".into(),
+        reload_signals: vec![ReloadSignal::Hup, ReloadSignal::Usr1, ReloadSignal::Usr2],
+        allow_reload_url: true,
     }
 }
 

@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::str::FromStr;
 
 use crate::Duration;
 use crate::csi;
@@ -39,6 +40,13 @@ pub const MOUNT_PATH: &str = "tlsmint.io/mount-path";
 pub const CONTAINERS: &str = "tlsmint.io/containers";
 /// `tlsmint.io/mode`: `sidecar` (default) or `csi`.
 pub const MODE: &str = "tlsmint.io/mode";
+/// `tlsmint.io/reload-signal`: signal sent after each rotation to the processes named by
+/// [`RELOAD_PROCESS`] (`HUP`, `USR1`, `USR2` or `TERM`, as the injector allows).
+pub const RELOAD_SIGNAL: &str = "tlsmint.io/reload-signal";
+/// `tlsmint.io/reload-process`: the process name (as `ps` shows it) that gets the signal.
+pub const RELOAD_PROCESS: &str = "tlsmint.io/reload-process";
+/// `tlsmint.io/reload-url`: `http://127.0.0.1:PORT/PATH` called with POST after each rotation.
+pub const RELOAD_URL: &str = "tlsmint.io/reload-url";
 /// `tlsmint.io/status`: set by the webhook to [`STATUS_INJECTED`] once it has injected.
 pub const STATUS: &str = "tlsmint.io/status";
 
@@ -61,7 +69,7 @@ pub const POD_NAMESPACE_PLACEHOLDER: &str = "$(POD_NAMESPACE)";
 pub const SERVICE_ACCOUNT_PLACEHOLDER: &str = "$(SERVICE_ACCOUNT)";
 
 /// Every annotation key the webhook reads (all but [`STATUS`], which it writes).
-pub const KEYS: [&str; 11] = [
+pub const KEYS: [&str; 14] = [
     INJECT,
     ROLE,
     COMMON_NAME,
@@ -73,6 +81,9 @@ pub const KEYS: [&str; 11] = [
     MOUNT_PATH,
     CONTAINERS,
     MODE,
+    RELOAD_SIGNAL,
+    RELOAD_PROCESS,
+    RELOAD_URL,
 ];
 
 const TEMPLATES: Templates = Templates {
@@ -105,6 +116,78 @@ impl InjectionMode {
 impl fmt::Display for InjectionMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A signal the agent may send to the application after a rotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReloadSignal {
+    /// SIGHUP (nginx, haproxy: reload the configuration and certificates).
+    Hup,
+    /// SIGUSR1.
+    Usr1,
+    /// SIGUSR2.
+    Usr2,
+    /// SIGTERM (the container restarts; only for apps that cannot reload).
+    Term,
+}
+
+impl ReloadSignal {
+    /// Every signal, in the order of their names' documentation.
+    pub const ALL: [ReloadSignal; 4] = [
+        ReloadSignal::Hup,
+        ReloadSignal::Usr1,
+        ReloadSignal::Usr2,
+        ReloadSignal::Term,
+    ];
+
+    /// The name without `SIG`: `HUP`, `USR1`, `USR2`, `TERM`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ReloadSignal::Hup => "HUP",
+            ReloadSignal::Usr1 => "USR1",
+            ReloadSignal::Usr2 => "USR2",
+            ReloadSignal::Term => "TERM",
+        }
+    }
+}
+
+impl FromStr for ReloadSignal {
+    type Err = InvalidValue;
+
+    /// Accepts `HUP` or `SIGHUP`, in any case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let name = s.trim().to_ascii_uppercase();
+        let bare = name.strip_prefix("SIG").unwrap_or(&name);
+        ReloadSignal::ALL
+            .into_iter()
+            .find(|signal| signal.as_str() == bare)
+            .ok_or_else(|| InvalidValue::NotOneOf {
+                value: s.to_owned(),
+                allowed: "HUP, USR1, USR2 or TERM",
+            })
+    }
+}
+
+impl fmt::Display for ReloadSignal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the agent does after each rotation (`tlsmint.io/reload-*`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reload {
+    /// The signal and the name of the processes that get it.
+    pub signal: Option<(ReloadSignal, String)>,
+    /// A loopback `http://` URL called with POST.
+    pub url: Option<String>,
+}
+
+impl Reload {
+    /// Whether anything is to be done.
+    pub fn is_empty(&self) -> bool {
+        self.signal.is_none() && self.url.is_none()
     }
 }
 
@@ -143,6 +226,8 @@ pub struct PodAnnotations {
     pub containers: Option<Vec<String>>,
     /// Sidecar or CSI volume (`tlsmint.io/mode`, default sidecar).
     pub mode: InjectionMode,
+    /// What the agent does after a rotation (`tlsmint.io/reload-*`; sidecar mode only).
+    pub reload: Reload,
 }
 
 /// Whether the webhook already injected this pod (`tlsmint.io/status: injected`).
@@ -175,6 +260,10 @@ impl PodAnnotations {
             }
         }
         let at = |key: &'static str| move |problem| error(key, problem);
+        let mode = values::optional(get(MODE), parse_mode)
+            .map_err(at(MODE))?
+            .unwrap_or_default();
+        let reload = parse_reload(&get, mode)?;
         Ok(Some(PodAnnotations {
             role: parse_role(get(ROLE)).map_err(at(ROLE))?,
             common_name: values::optional(get(COMMON_NAME), parse_common_name)
@@ -189,9 +278,8 @@ impl PodAnnotations {
                 .map_err(at(MOUNT_PATH))?
                 .unwrap_or_else(|| DEFAULT_MOUNT_PATH.to_owned()),
             containers: parse_containers(get(CONTAINERS)).map_err(at(CONTAINERS))?,
-            mode: values::optional(get(MODE), parse_mode)
-                .map_err(at(MODE))?
-                .unwrap_or_default(),
+            mode,
+            reload,
         }))
     }
 
@@ -323,6 +411,88 @@ fn parse_mode(value: &str) -> Result<InjectionMode, InvalidValue> {
             value: value.to_owned(),
             allowed: "sidecar or csi",
         })
+}
+
+/// `reload-signal` and `reload-process` go together; none of the three works with the CSI
+/// driver, which cannot reach the pod's processes or network.
+fn parse_reload<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    mode: InjectionMode,
+) -> Result<Reload, AnnotationError> {
+    let signal = values::optional(get(RELOAD_SIGNAL), str::parse::<ReloadSignal>)
+        .map_err(|p| error(RELOAD_SIGNAL, p))?;
+    let process = values::optional(get(RELOAD_PROCESS), parse_process_name)
+        .map_err(|p| error(RELOAD_PROCESS, p))?;
+    let url =
+        values::optional(get(RELOAD_URL), parse_reload_url).map_err(|p| error(RELOAD_URL, p))?;
+    let signal = match (signal, process) {
+        (Some(signal), Some(process)) => Some((signal, process)),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(error(
+                RELOAD_PROCESS,
+                InvalidValue::RequiredWith {
+                    other: RELOAD_SIGNAL,
+                },
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(error(
+                RELOAD_SIGNAL,
+                InvalidValue::RequiredWith {
+                    other: RELOAD_PROCESS,
+                },
+            ));
+        }
+    };
+    let reload = Reload { signal, url };
+    if mode == InjectionMode::Csi && !reload.is_empty() {
+        let key = if reload.signal.is_some() {
+            RELOAD_SIGNAL
+        } else {
+            RELOAD_URL
+        };
+        return Err(error(
+            key,
+            InvalidValue::NotWith {
+                other: "tlsmint.io/mode: csi",
+                why: "the CSI driver cannot reach the pod's processes; use mode: sidecar, or have the app watch the files",
+            },
+        ));
+    }
+    Ok(reload)
+}
+
+/// A process name as the kernel keeps it (`/proc/<pid>/comm`: at most 15 bytes).
+fn parse_process_name(value: &str) -> Result<String, InvalidValue> {
+    TEMPLATES.forbid(value)?;
+    values::no_spaces(value, "a process name")?;
+    if value.len() > 15 || value.contains('/') {
+        return Err(InvalidValue::Shape {
+            value: value.to_owned(),
+            expected: "a process name as ps shows it (at most 15 characters, no /), e.g. nginx",
+        });
+    }
+    Ok(value.to_owned())
+}
+
+/// `http://` to a loopback host with a port: the agent shares the pod's network namespace,
+/// and an annotation must not make it call anything outside the pod.
+fn parse_reload_url(value: &str) -> Result<String, InvalidValue> {
+    TEMPLATES.forbid(value)?;
+    values::no_spaces(value, "a URL")?;
+    let shape = || InvalidValue::Shape {
+        value: value.to_owned(),
+        expected: "an http:// URL to the pod itself with a port, e.g. http://127.0.0.1:8080/-/reload",
+    };
+    let rest = value.strip_prefix("http://").ok_or_else(shape)?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (host, port) = authority.rsplit_once(':').ok_or_else(shape)?;
+    let loopback = matches!(host, "127.0.0.1" | "localhost" | "[::1]");
+    if !loopback || port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(shape());
+    }
+    Ok(value.to_owned())
 }
 
 #[cfg(test)]

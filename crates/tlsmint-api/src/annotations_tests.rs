@@ -53,6 +53,7 @@ fn minimal_pod_gets_the_defaults() {
             mount_path: "/var/run/tlsmint".into(),
             containers: None,
             mode: InjectionMode::Sidecar,
+            reload: Reload::default(),
         }
     );
     assert!(got.applies_to_container("anything"));
@@ -255,5 +256,110 @@ fn the_csi_template_syntax_is_refused_in_annotations() {
         let err = parse_err(&pairs);
         assert_eq!(err.key, key);
         assert!(err.to_string().contains("$(POD_NAME)"), "{err}");
+    }
+}
+
+#[test]
+fn a_reload_signal_names_its_process_and_a_url_stays_in_the_pod() {
+    let got = parse(&[
+        (INJECT, "true"),
+        (ROLE, "web"),
+        (RELOAD_SIGNAL, "sighup"),
+        (RELOAD_PROCESS, "nginx"),
+        (RELOAD_URL, "http://127.0.0.1:8080/-/reload"),
+    ])
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        got.reload,
+        Reload {
+            signal: Some((ReloadSignal::Hup, "nginx".into())),
+            url: Some("http://127.0.0.1:8080/-/reload".into()),
+        }
+    );
+    // (extra annotations, the key the error names, part of its message)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
+        (
+            &[(RELOAD_SIGNAL, "HUP")],
+            RELOAD_PROCESS,
+            "annotation tlsmint.io/reload-process: is required when tlsmint.io/reload-signal is set",
+        ),
+        (
+            &[(RELOAD_PROCESS, "nginx")],
+            RELOAD_SIGNAL,
+            "annotation tlsmint.io/reload-signal: is required when tlsmint.io/reload-process is set",
+        ),
+        (
+            &[(RELOAD_SIGNAL, "KILL"), (RELOAD_PROCESS, "nginx")],
+            RELOAD_SIGNAL,
+            r#"annotation tlsmint.io/reload-signal: "KILL" is not one of HUP, USR1, USR2 or TERM"#,
+        ),
+        (
+            &[(RELOAD_SIGNAL, "HUP"), (RELOAD_PROCESS, "/usr/sbin/nginx")],
+            RELOAD_PROCESS,
+            "at most 15 characters",
+        ),
+        (
+            &[
+                (RELOAD_SIGNAL, "HUP"),
+                (RELOAD_PROCESS, "a-very-long-process-name"),
+            ],
+            RELOAD_PROCESS,
+            "at most 15 characters",
+        ),
+        (
+            &[(RELOAD_URL, "http://10.0.0.1:80/reload")],
+            RELOAD_URL,
+            "to the pod itself",
+        ),
+        (
+            &[(RELOAD_URL, "https://127.0.0.1:8443/")],
+            RELOAD_URL,
+            "to the pod itself",
+        ),
+        (
+            &[(RELOAD_URL, "http://127.0.0.1/")],
+            RELOAD_URL,
+            "with a port",
+        ),
+        (
+            &[(RELOAD_URL, "http://127.0.0.1:0/")],
+            RELOAD_URL,
+            "with a port",
+        ),
+        (
+            &[(RELOAD_URL, "http://localhost.evil.com:80/")],
+            RELOAD_URL,
+            "to the pod itself",
+        ),
+        (
+            &[(MODE, "csi"), (RELOAD_URL, "http://127.0.0.1:80/")],
+            RELOAD_URL,
+            "cannot be used with tlsmint.io/mode: csi",
+        ),
+        (
+            &[
+                (MODE, "csi"),
+                (RELOAD_SIGNAL, "HUP"),
+                (RELOAD_PROCESS, "nginx"),
+            ],
+            RELOAD_SIGNAL,
+            "use mode: sidecar",
+        ),
+    ];
+    for (pairs, key, message) in cases {
+        let err = parse_err(pairs);
+        assert_eq!(&err.key, key, "{pairs:?}");
+        assert!(err.to_string().contains(message), "{pairs:?}: {err}");
+    }
+}
+
+#[test]
+fn reload_signals_read_with_or_without_sig_in_any_case() {
+    for signal in ReloadSignal::ALL {
+        assert_eq!(signal.as_str().parse::<ReloadSignal>(), Ok(signal));
+        let long = format!("sig{}", signal.as_str().to_lowercase());
+        assert_eq!(long.parse::<ReloadSignal>(), Ok(signal));
     }
 }

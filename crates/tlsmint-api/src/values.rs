@@ -127,6 +127,20 @@ pub enum InvalidValue {
         /// The accepted values, in words.
         allowed: &'static str,
     },
+    /// A key that only makes sense together with another one that is absent.
+    #[error("is required when {other} is set")]
+    RequiredWith {
+        /// The key that needs this one.
+        other: &'static str,
+    },
+    /// A key that cannot be combined with another key's value.
+    #[error("cannot be used with {other} ({why})")]
+    NotWith {
+        /// The other key and its value, e.g. `tlsmint.io/mode: csi`.
+        other: &'static str,
+        /// Why, and what to do instead.
+        why: &'static str,
+    },
     /// A key this version does not know (a typo, or a newer tlsmint's key).
     #[error("is not a known key (known: {known})")]
     UnknownKey {
