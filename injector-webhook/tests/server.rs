@@ -14,6 +14,9 @@ use tlsmint_runtime::prometheus_client::registry::Registry;
 use tlsmint_runtime::tls::CertSwap;
 use tower::ServiceExt;
 
+mod common;
+use common::FakeOperator;
+
 fn injection() -> Injection {
     Injection {
         agent_image: "tlsmint:test".into(),
@@ -130,55 +133,6 @@ fn reloads_the_serving_certificate_only_when_the_files_change() {
     );
     assert!(!Arc::ptr_eq(&served, &swap.current().unwrap()));
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// A fake operator whose `CheckPolicy` refuses role `strict` and allows any other.
-struct FakeOperator;
-
-#[tonic::async_trait]
-impl tlsmint_client::proto::issuer_server::Issuer for FakeOperator {
-    async fn issue(
-        &self,
-        _: tonic::Request<tlsmint_client::proto::IssueRequest>,
-    ) -> Result<tonic::Response<tlsmint_client::proto::IssueResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("issue"))
-    }
-    async fn sign(
-        &self,
-        _: tonic::Request<tlsmint_client::proto::SignRequest>,
-    ) -> Result<tonic::Response<tlsmint_client::proto::SignResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("sign"))
-    }
-    async fn get_ca_bundle(
-        &self,
-        _: tonic::Request<tlsmint_client::proto::GetCaBundleRequest>,
-    ) -> Result<tonic::Response<tlsmint_client::proto::GetCaBundleResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("bundle"))
-    }
-    async fn check_policy(
-        &self,
-        req: tonic::Request<tlsmint_client::proto::CheckPolicyRequest>,
-    ) -> Result<tonic::Response<tlsmint_client::proto::CheckPolicyResponse>, tonic::Status> {
-        assert!(
-            req.metadata().get("authorization").is_some(),
-            "the token is sent"
-        );
-        let req = req.into_inner();
-        let allowed = req.role != "strict";
-        Ok(tonic::Response::new(
-            tlsmint_client::proto::CheckPolicyResponse {
-                allowed,
-                reason: if allowed {
-                    String::new()
-                } else {
-                    format!(
-                        "service account {}/{} may not use role \"strict\"",
-                        req.namespace, req.service_account
-                    )
-                },
-            },
-        ))
-    }
 }
 
 async fn review_with(app: axum::Router, role: &str) -> serde_json::Value {

@@ -1,0 +1,53 @@
+//! A fake operator for the injector's tests and its admission benchmark (which includes this
+//! file by path): `CheckPolicy` refuses role `strict` and allows any other; the other calls
+//! are not served.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+/// A fake operator whose `CheckPolicy` refuses role `strict` and allows any other.
+pub struct FakeOperator;
+
+#[tonic::async_trait]
+impl tlsmint_client::proto::issuer_server::Issuer for FakeOperator {
+    async fn issue(
+        &self,
+        _: tonic::Request<tlsmint_client::proto::IssueRequest>,
+    ) -> Result<tonic::Response<tlsmint_client::proto::IssueResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("issue"))
+    }
+    async fn sign(
+        &self,
+        _: tonic::Request<tlsmint_client::proto::SignRequest>,
+    ) -> Result<tonic::Response<tlsmint_client::proto::SignResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("sign"))
+    }
+    async fn get_ca_bundle(
+        &self,
+        _: tonic::Request<tlsmint_client::proto::GetCaBundleRequest>,
+    ) -> Result<tonic::Response<tlsmint_client::proto::GetCaBundleResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("bundle"))
+    }
+    async fn check_policy(
+        &self,
+        req: tonic::Request<tlsmint_client::proto::CheckPolicyRequest>,
+    ) -> Result<tonic::Response<tlsmint_client::proto::CheckPolicyResponse>, tonic::Status> {
+        assert!(
+            req.metadata().get("authorization").is_some(),
+            "the token is sent"
+        );
+        let req = req.into_inner();
+        let allowed = req.role != "strict";
+        Ok(tonic::Response::new(
+            tlsmint_client::proto::CheckPolicyResponse {
+                allowed,
+                reason: if allowed {
+                    String::new()
+                } else {
+                    format!(
+                        "service account {}/{} may not use role \"strict\"",
+                        req.namespace, req.service_account
+                    )
+                },
+            },
+        ))
+    }
+}
