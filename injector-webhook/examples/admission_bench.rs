@@ -18,8 +18,6 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use http_body_util::BodyExt;
-use tlsmint_api::annotations::ReloadSignal;
-use tlsmint_injector::config::Injection;
 use tlsmint_injector::policy::Checker;
 use tlsmint_injector::server::{Metrics, router_with_check};
 use tlsmint_runtime::prometheus_client::registry::Registry;
@@ -27,24 +25,7 @@ use tower::ServiceExt;
 
 #[path = "../tests/common/mod.rs"]
 mod common;
-
-fn injection() -> Injection {
-    Injection {
-        agent_image: "registry.example/tlsmint:1.0".into(),
-        agent_image_pull_policy: "IfNotPresent".into(),
-        agent_command: "/usr/local/bin/tlsmint-agent".into(),
-        api_endpoint: "https://tlsmint-operator.tlsmint-system.svc:8201".into(),
-        api_ca_pem: Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into()),
-        api_server_name: None,
-        cpu_request: "5m".into(),
-        memory_request: "16Mi".into(),
-        memory_limit: "64Mi".into(),
-        token_expiration_seconds: 3600,
-        agent_log_level: "info".into(),
-        reload_signals: vec![ReloadSignal::Hup],
-        allow_reload_url: true,
-    }
-}
+use common::injection;
 
 /// An AdmissionReview like the API server sends for a Deployment's pod.
 fn review_body(i: usize) -> String {

@@ -10,28 +10,11 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::Pod;
-use tlsmint_api::annotations::ReloadSignal;
-use tlsmint_injector::config::Injection;
 use tlsmint_injector::mutate::{Outcome, mutate};
 use tlsmint_injector::review::{self, Request};
 
-fn injection() -> Injection {
-    Injection {
-        agent_image: "registry.example/tlsmint:1.0".into(),
-        agent_image_pull_policy: "IfNotPresent".into(),
-        agent_command: "/usr/local/bin/tlsmint-agent".into(),
-        api_endpoint: "https://tlsmint-api.tlsmint-system.svc:8201".into(),
-        api_ca_pem: Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into()),
-        api_server_name: None,
-        cpu_request: "5m".into(),
-        memory_request: "16Mi".into(),
-        memory_limit: "64Mi".into(),
-        token_expiration_seconds: 3600,
-        agent_log_level: "info".into(),
-        reload_signals: vec![ReloadSignal::Hup, ReloadSignal::Usr1, ReloadSignal::Usr2],
-        allow_reload_url: true,
-    }
-}
+mod common;
+use common::injection;
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")

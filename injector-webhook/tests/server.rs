@@ -6,34 +6,14 @@ use std::time::Duration;
 
 use axum::body::Body;
 use http_body_util::BodyExt;
-use tlsmint_api::annotations::ReloadSignal;
 use tlsmint_ca::{CaConfig, CertificateAuthority, KeyEncoding, KeySpec, Subject};
-use tlsmint_injector::config::Injection;
 use tlsmint_injector::server::{CertFiles, Metrics, router};
 use tlsmint_runtime::prometheus_client::registry::Registry;
 use tlsmint_runtime::tls::CertSwap;
 use tower::ServiceExt;
 
 mod common;
-use common::FakeOperator;
-
-fn injection() -> Injection {
-    Injection {
-        agent_image: "tlsmint:test".into(),
-        agent_image_pull_policy: "Never".into(),
-        agent_command: "/usr/local/bin/tlsmint-agent".into(),
-        api_endpoint: "https://api:8201".into(),
-        api_ca_pem: None,
-        api_server_name: None,
-        cpu_request: "5m".into(),
-        memory_request: "16Mi".into(),
-        memory_limit: "64Mi".into(),
-        token_expiration_seconds: 3600,
-        agent_log_level: "info".into(),
-        reload_signals: vec![ReloadSignal::Hup, ReloadSignal::Usr1, ReloadSignal::Usr2],
-        allow_reload_url: true,
-    }
-}
+use common::{FakeOperator, injection};
 
 async fn review(annotations: serde_json::Value) -> serde_json::Value {
     let body = serde_json::json!({
