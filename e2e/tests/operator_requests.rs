@@ -330,7 +330,7 @@ async fn revoking_by_serial_needs_the_rbac_revoke_right_and_a_holder_uses_its_ke
                     ..Default::default()
                 },
                 role_ref: RoleRef {
-                    api_group: "rbac.authorization.k8s.io".into(),
+                    api_group: Some("rbac.authorization.k8s.io".into()),
                     kind: "ClusterRole".into(),
                     name: format!("{}-tlsmint-revoker", env.id),
                 },

@@ -295,11 +295,11 @@ async fn token_request_and_review_with_custom_audience() {
         .expect("create ServiceAccount");
 
     let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: vec!["tlsmint".into()],
+        spec: Some(TokenRequestSpec {
+            audiences: Some(vec!["tlsmint".into()]),
             expiration_seconds: Some(600),
             ..Default::default()
-        },
+        }),
         ..Default::default()
     };
     let token = sas
@@ -308,13 +308,14 @@ async fn token_request_and_review_with_custom_audience() {
         .expect("TokenRequest")
         .status
         .expect("TokenRequest status")
-        .token;
+        .token
+        .expect("TokenRequest token");
     assert!(!token.is_empty());
 
     let reviews = Api::<TokenReview>::all(client.clone());
     let review = |audience: &str| TokenReview {
         spec: TokenReviewSpec {
-            token: Some(token.clone()),
+            token: token.clone(),
             audiences: Some(vec![audience.into()]),
         },
         ..Default::default()

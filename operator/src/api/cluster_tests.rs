@@ -44,8 +44,8 @@ async fn token(
 ) -> String {
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
     let req = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: vec![audience.into()],
+        spec: Some(TokenRequestSpec {
+            audiences: Some(vec![audience.into()]),
             expiration_seconds: Some(600),
             bound_object_ref: pod.map(|p| BoundObjectReference {
                 api_version: Some("v1".into()),
@@ -53,14 +53,14 @@ async fn token(
                 name: p.metadata.name.clone(),
                 uid: p.metadata.uid.clone(),
             }),
-        },
+        }),
         ..TokenRequest::default()
     };
     let resp: TokenRequest = api
         .create_subresource("token", sa, &PostParams::default(), &req)
         .await
         .unwrap();
-    resp.status.unwrap().token
+    resp.status.unwrap().token.unwrap()
 }
 
 fn args() -> ApiArgs {

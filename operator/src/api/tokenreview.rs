@@ -81,7 +81,7 @@ impl TokenReviewAuthenticator {
     async fn review(&self, token: &str) -> Result<Caller, AuthError> {
         let review = TokenReview {
             spec: TokenReviewSpec {
-                token: Some(token.to_owned()),
+                token: token.to_owned(),
                 audiences: Some(vec![self.audience.clone()]),
             },
             ..TokenReview::default()
