@@ -192,11 +192,8 @@ fn check_signature_algorithm(oid: &str) -> Result<()> {
 }
 
 fn key_spec(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<KeySpec> {
-    let unsupported = |what: String| {
-        Error::CsrMalformed(format!(
-            "unsupported key: {what}; tlsmint accepts {SUPPORTED_KEYS}"
-        ))
-    };
+    let unsupported =
+        |what: String| Error::UnsupportedKey(format!("{what}; tlsmint accepts {SUPPORTED_KEYS}"));
     if spki.algorithm.algorithm.to_id_string() == OID_RSA_PSS {
         return Err(unsupported("an RSASSA-PSS key (id-RSASSA-PSS)".into()));
     }
@@ -239,6 +236,123 @@ fn key_spec(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<KeySpe
             spki.algorithm.algorithm.to_id_string()
         ))),
     }
+}
+
+/// The type of a public key given without a CSR (DER SubjectPublicKeyInfo), e.g. the
+/// `pkixPublicKey` of a Kubernetes PodCertificateRequest. An unsupported type is
+/// [`Error::UnsupportedKey`], naming what is supported.
+pub fn public_key_spec(spki_der: &[u8]) -> Result<KeySpec> {
+    let spki = read_spki(spki_der)?;
+    key_spec(&spki)
+}
+
+/// Verifies that the holder of the key in `spki_der` signed `message`: Kubernetes'
+/// `proofOfPossession` (the pod's UID signed with the key kubelet made). ECDSA (ASN.1)
+/// and RSASSA-PSS are over SHA-256, Ed25519 over the message itself, as kubelet and
+/// kube-apiserver make and check them. Returns the key's type.
+pub fn verify_proof(spki_der: &[u8], message: &[u8], signature: &[u8]) -> Result<KeySpec> {
+    use aws_lc_rs::signature::{self as sig, UnparsedPublicKey, VerificationAlgorithm};
+    let spki = read_spki(spki_der)?;
+    let key = key_spec(&spki)?;
+    let refused = || {
+        Error::CsrSignature(format!(
+            "the proof of possession is not a {key} signature by the given public key"
+        ))
+    };
+    let algorithm: &'static dyn VerificationAlgorithm = match key {
+        KeySpec::EcdsaP256 => &sig::ECDSA_P256_SHA256_ASN1,
+        KeySpec::EcdsaP384 => &sig::ECDSA_P384_SHA256_ASN1,
+        KeySpec::Ed25519 => &sig::ED25519,
+        KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => {
+            let Ok(PublicKey::RSA(rsa)) = spki.parsed() else {
+                return Err(refused());
+            };
+            return pss_sha256_any_salt(rsa.modulus, rsa.exponent, message, signature)
+                .then_some(key)
+                .ok_or_else(refused);
+        }
+    };
+    UnparsedPublicKey::new(algorithm, &spki.subject_public_key.data)
+        .verify(message, signature)
+        .map_err(|_| refused())?;
+    Ok(key)
+}
+
+/// RSASSA-PSS verification (RFC 8017 §8.1.2 and §9.1.2) with SHA-256 and MGF1-SHA-256,
+/// for any salt length. Go's `rsa.SignPSS` with nil options, which kubelet uses, salts with
+/// as many bytes as fit; aws-lc-rs only verifies a salt as long as the hash. Public
+/// values only, so no constant-time care is needed.
+fn pss_sha256_any_salt(modulus: &[u8], exponent: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    use num_bigint::BigUint;
+    use sha2::{Digest, Sha256};
+    const H_LEN: usize = 32;
+    let n = BigUint::from_bytes_be(modulus);
+    let e = BigUint::from_bytes_be(exponent);
+    let mod_bits = n.bits() as usize;
+    let k = mod_bits.div_ceil(8);
+    if signature.len() != k || mod_bits < 2048 {
+        return false;
+    }
+    let s = BigUint::from_bytes_be(signature);
+    if s >= n {
+        return false;
+    }
+    let m = s.modpow(&e, &n).to_bytes_be();
+    let em_bits = mod_bits - 1;
+    let em_len = em_bits.div_ceil(8);
+    if m.len() > em_len || em_len < H_LEN + 2 {
+        return false;
+    }
+    let mut em = vec![0u8; em_len - m.len()];
+    em.extend_from_slice(&m);
+    if em[em_len - 1] != 0xbc {
+        return false;
+    }
+    let db_len = em_len - H_LEN - 1;
+    let (masked_db, rest) = em.split_at(db_len);
+    let h = &rest[..H_LEN];
+    let unused_bits = 8 * em_len - em_bits;
+    let top_mask = 0xffu8 >> unused_bits;
+    if masked_db[0] & !top_mask != 0 {
+        return false;
+    }
+    // MGF1 with SHA-256 over H, xor-ed into maskedDB.
+    let mut db = masked_db.to_vec();
+    for (counter, chunk) in db.chunks_mut(H_LEN).enumerate() {
+        let block = Sha256::new()
+            .chain_update(h)
+            .chain_update((counter as u32).to_be_bytes())
+            .finalize();
+        for (byte, mask) in chunk.iter_mut().zip(block) {
+            *byte ^= mask;
+        }
+    }
+    db[0] &= top_mask;
+    let Some(one) = db.iter().position(|&b| b != 0) else {
+        return false;
+    };
+    if db[one] != 0x01 {
+        return false;
+    }
+    let salt = &db[one + 1..];
+    let m_hash = Sha256::digest(message);
+    let expected = Sha256::new()
+        .chain_update([0u8; 8])
+        .chain_update(m_hash)
+        .chain_update(salt)
+        .finalize();
+    expected.as_slice() == h
+}
+
+fn read_spki(spki_der: &[u8]) -> Result<x509_parser::x509::SubjectPublicKeyInfo<'_>> {
+    let (rest, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki_der)
+        .map_err(|e| Error::CsrMalformed(format!("not a DER SubjectPublicKeyInfo ({e})")))?;
+    if !rest.is_empty() {
+        return Err(Error::CsrMalformed(
+            "trailing bytes after the public key".into(),
+        ));
+    }
+    Ok(spki)
 }
 
 #[cfg(test)]

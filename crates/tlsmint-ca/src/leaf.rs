@@ -200,6 +200,25 @@ impl CertificateAuthority {
         Ok(issued)
     }
 
+    /// Signs a certificate for a public key whose possession the caller proved some other
+    /// way (Kubernetes' PodCertificateRequest: kube-apiserver checked the proof, see
+    /// [`crate::csr::verify_proof`]). The key must pass the role's CSR key rule, the names
+    /// its policy.
+    pub fn issue_for_public_key(
+        &self,
+        role: &Role,
+        identity: &Identity,
+        req: &IssueRequest,
+        spki_der: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Issued> {
+        let key = csr::public_key_spec(spki_der)?;
+        check_csr_key(&role.policy.role, role.profile.csr_keys, key)?;
+        let names = role.policy.check(identity, &req.names)?;
+        let window = leaf_window(self.limits(), &role.profile.lifetimes, req.ttl, now)?;
+        self.build_leaf(role, names, window, key, spki_der)
+    }
+
     /// Vault's `sign`: verifies the CSR's proof of possession, checks its key
     /// against the role and every name (from the CSR and the call) against
     /// the policy, then signs.

@@ -583,3 +583,33 @@ fn issue_with_key_keeps_the_callers_key_and_checks_it_against_the_role() {
         .unwrap_err();
     assert!(matches!(err, Error::CsrKeyNotAllowed { .. }), "{err}");
 }
+
+#[test]
+fn issue_for_public_key_certifies_exactly_that_key() {
+    let ca = root();
+    let holder = tlsmint_ca::PrivateKey::generate(KeySpec::EcdsaP384).expect("key");
+    let spki = holder.public_key_der();
+    let issued = ca
+        .issue_for_public_key(
+            &web_role(),
+            &identity(),
+            &req("api.example.com", None),
+            &spki,
+            now(),
+        )
+        .expect("issued");
+    let (_, cert) = x509_parser::parse_x509_certificate(&issued.certificate_der).expect("parse");
+    assert_eq!(cert.public_key().raw, &spki[..]);
+    assert!(issued.private_key.is_none());
+    // The policy applies as on every other path.
+    let err = ca
+        .issue_for_public_key(
+            &web_role(),
+            &identity(),
+            &req("evil.test", None),
+            &spki,
+            now(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("evil.test"), "{err}");
+}
