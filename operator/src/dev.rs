@@ -170,6 +170,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         } else {
             None
         },
+        cpu: tlsmint_runtime::cpu::CpuPool::per_core(),
     };
     let shutdown = tlsmint_runtime::shutdown::on_signal();
     if let Some(addr) = args.admin_addr {

@@ -11,6 +11,7 @@ mod controllers;
 mod convert;
 mod dev;
 mod injector_tls;
+mod issuance;
 mod leader;
 mod ocsp;
 mod registry;

@@ -140,11 +140,14 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
     metrics.mounts.set(Some(caches.mounts.clone()));
     // The issuance APIs of this replica (issue 5): they serve from the registry the loader
     // keeps, and their revocation records are where CertificateRequest revocations go.
+    // One CPU pool for every issuance of this replica: APIs, controllers and signer.
+    let cpu = CpuPool::per_core();
     let apis = crate::api::cluster::start(
         client.clone(),
         &namespace,
         registry.clone(),
         &api,
+        cpu.clone(),
         shutdown.clone(),
     )
     .await
@@ -166,7 +169,7 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
         revocations: apis.revocations.clone(),
         label_selector,
         concurrency,
-        cpu: CpuPool::per_core(),
+        cpu,
     });
     tracing::info!(namespace = %namespace, identity = %identity, "tlsmint operator starting");
     // The Lease gets its own client (its own connections), so renewals never queue behind

@@ -89,6 +89,7 @@ pub async fn start(
     namespace: &str,
     registry: Arc<Registry>,
     args: &ApiArgs,
+    cpu: tlsmint_runtime::cpu::CpuPool,
     shutdown: CancellationToken,
 ) -> Result<ClusterApi, ClusterError> {
     let ca = Arc::new(internal_ca(&client, namespace).await?);
@@ -126,6 +127,7 @@ pub async fn start(
         revocations: revocations.clone(),
         token_key: token_key(&ca),
         tls: Some(serving),
+        cpu,
     };
     let listeners = super::bind(args, IpAddr::V4(Ipv4Addr::UNSPECIFIED))?;
     let args = args.clone();

@@ -205,6 +205,7 @@ async fn scenario(client: kube::Client, ns: String) {
         revocations: Revocations::new(store.clone(), Settings::default()),
         token_key: [3; 32],
         tls: None,
+        cpu: tlsmint_runtime::cpu::CpuPool::new(2),
     };
     let server = tokio::spawn({
         let shutdown = shutdown.clone();

@@ -1,6 +1,6 @@
-//! The one issuance path behind gRPC `Issue`/`Sign` and Vault `issue`/`sign`:
-//! rate limit, role lookup, subjects check, the engine call (on the blocking
-//! pool when it is slow), and the audit line.
+//! The issuance APIs' side of gRPC `Issue`/`Sign` and Vault `issue`/`sign`: rate
+//! limit, role lookup, subjects check, the engine step ([`crate::issuance`], shared
+//! with the controllers and the pod-certificate signer), and the audit line.
 //!
 //! Owns: the order of those checks. Must not: take identity from the request
 //! (only from the verified [`Caller`]), or return a key anywhere but the
@@ -9,16 +9,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use time::OffsetDateTime;
-use tlsmint_ca::{
-    CertificateAuthority, IssueRequest, Issued, NameRequest, PrivateKey, Role, SignRequest,
-};
+use tlsmint_ca::{Issued, NameRequest, PrivateKey};
 
 use super::ApiState;
 use super::audit::{self, Channel};
 use super::auth::Caller;
 use super::error::ApiError;
 use super::recent::RecentCert;
+use crate::issuance::{self, Failure, Key, Order};
 use crate::registry::{MountEntry, Resolved};
 
 /// Issue (server-made key) or sign (caller's CSR).
@@ -118,17 +116,25 @@ async fn run_checked(state: &ApiState, caller: &Caller, call: Call) -> Result<Ou
     let Resolved {
         role, mount, ca, ..
     } = resolved;
-    let identity = caller.identity();
-    let slow = ca.key().spec().is_slow_to_generate()
-        || matches!(call.kind, Kind::Issue) && role.profile.key.is_slow_to_generate();
-    let now = OffsetDateTime::now_utc();
-    let (issued, key) = if slow {
-        tokio::task::spawn_blocking(move || sign(&ca, &role, &identity, call, now))
-            .await
-            .map_err(|e| ApiError::Internal(format!("issuing task failed: {e}")))??
-    } else {
-        sign(&ca, &role, &identity, call, now)?
+    let key = match call.kind {
+        Kind::Issue => Key::RoleDefault,
+        Kind::Sign(csr) => Key::Csr(csr),
     };
+    let order = Order {
+        ca,
+        role,
+        identity: caller.identity(),
+        names: call.names,
+        ttl: call.ttl,
+        key,
+    };
+    let mut issued = issuance::issue(&state.cpu, order)
+        .await
+        .map_err(|failure| match failure {
+            Failure::Engine(e) => ApiError::from(e),
+            Failure::Cpu(e) => ApiError::Internal(format!("issuing failed: {e}")),
+        })?;
+    let key = issued.private_key.take();
     state.recent.insert(
         issued.serial.clone(),
         RecentCert {
@@ -177,37 +183,4 @@ fn authorize(caller: &Caller, resolved: &Resolved) -> Result<(), ApiError> {
         caller.key(),
         resolved.entry.name
     )))
-}
-
-type Signed = (Issued, Option<PrivateKey>);
-
-fn sign(
-    ca: &CertificateAuthority,
-    role: &Role,
-    identity: &tlsmint_ca::Identity,
-    call: Call,
-    now: OffsetDateTime,
-) -> Result<Signed, ApiError> {
-    match call.kind {
-        Kind::Issue => {
-            let req = IssueRequest {
-                names: call.names,
-                ttl: call.ttl,
-            };
-            let mut issued = ca.issue(role, identity, &req, now)?;
-            let key = issued
-                .private_key
-                .take()
-                .ok_or_else(|| ApiError::Internal("the engine returned no key".into()))?;
-            Ok((issued, Some(key)))
-        }
-        Kind::Sign(csr) => {
-            let req = SignRequest {
-                csr,
-                names: call.names,
-                ttl: call.ttl,
-            };
-            Ok((ca.sign(role, identity, &req, now)?, None))
-        }
-    }
 }

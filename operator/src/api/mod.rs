@@ -11,7 +11,7 @@
 //! One call does everything (`RunArgs` flattens [`ApiArgs`]):
 //!
 //! ```text
-//! let api = api::cluster::start(client.clone(), &namespace, registry.clone(), &args.api, shutdown.clone()).await?;
+//! let api = api::cluster::start(client.clone(), &namespace, registry.clone(), &args.api, cpu.clone(), shutdown.clone()).await?;
 //! // ctx.revocations = api.revocations.clone();   // CertificateRequest `revoked: true` -> CRL/OCSP
 //! // ... later: api.task.await
 //! ```
@@ -205,6 +205,8 @@ pub struct ApiState {
     pub settings: Settings,
     /// `namespace/name` of the ServiceAccounts that may call `CheckPolicy`.
     pub policy_checkers: Vec<String>,
+    /// Where slow issuance work (RSA key generation) runs; shared with the controllers.
+    pub cpu: tlsmint_runtime::cpu::CpuPool,
 }
 
 impl std::fmt::Debug for dyn Rights {
@@ -234,6 +236,8 @@ pub struct Services {
     pub token_key: [u8; 32],
     /// The serving certificate; `None` serves plaintext (dev mode only).
     pub tls: Option<Arc<ServingCert>>,
+    /// Where slow issuance work runs (the controllers' pool in cluster mode).
+    pub cpu: tlsmint_runtime::cpu::CpuPool,
 }
 
 impl std::fmt::Debug for Services {
@@ -339,6 +343,7 @@ pub async fn serve(
             .map(|c| c.trim().to_owned())
             .filter(|c| !c.is_empty())
             .collect(),
+        cpu: services.cpu,
     });
     tokio::spawn(
         services

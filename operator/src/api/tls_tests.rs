@@ -92,6 +92,7 @@ async fn grpc_and_https_serve_tls_and_pick_up_a_new_certificate_without_restart(
         revocations: Revocations::new(Arc::new(MemoryStore::default()), Settings::default()),
         token_key: [1; 32],
         tls: Some(serving.clone()),
+        cpu: tlsmint_runtime::cpu::CpuPool::new(2),
     };
     let server = tokio::spawn({
         let shutdown = shutdown.clone();

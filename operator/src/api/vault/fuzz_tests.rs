@@ -71,6 +71,7 @@ fn state() -> Arc<ApiState> {
         auth: Arc::new(DevAuthenticator::new("root", "default", "default")),
         rights: Arc::new(crate::api::rights::DevRights),
         policy_checkers: Vec::new(),
+        cpu: tlsmint_runtime::cpu::CpuPool::new(1),
         revocations: Revocations::new(Arc::new(MemoryStore::default()), Default::default()),
         limiter: RateLimiter::new(0.0, 0),
         tokens: ClientTokens::new(&[7; 32]),

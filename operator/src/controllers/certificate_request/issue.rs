@@ -1,6 +1,6 @@
 //! The act step of the CertificateRequest controller that issues: builds the engine
-//! request from the spec, generates or keeps the key, signs through the mount's CA on the
-//! blocking pool, and writes the `kubernetes.io/tls` Secret (create, or server-side apply
+//! order from the spec (which key: generated, kept or the CSR's), makes the certificate
+//! through [`crate::issuance`] (the one engine step), and writes the `kubernetes.io/tls` Secret (create, or server-side apply
 //! when it is already ours) in one write, so a reader never sees a new certificate with an
 //! old key.
 //!
@@ -12,18 +12,15 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
-use time::OffsetDateTime;
 use tlsmint_api::v1alpha1::{CertificateRequest, RotationPolicy};
-use tlsmint_ca::{
-    CertificateAuthority, Identity, IssueRequest, Issued, NameRequest, PrivateKey, Role,
-    SignRequest,
-};
+use tlsmint_ca::{CertificateAuthority, Identity, Issued, NameRequest, PrivateKey, Role};
 
 use super::super::apply::{
     self, MANAGED_BY, MANAGED_BY_LABEL, REQUEST_DIGEST_ANNOTATION, REQUEST_LABEL,
     SERIAL_ANNOTATION, text,
 };
 use super::super::error::Result;
+use crate::issuance::{self, Failure, Key, Order};
 use crate::registry::RoleEntry;
 
 /// Annotation on a certificate Secret: warnings from its issuance (e.g. TTL clamped).
@@ -71,27 +68,9 @@ pub async fn attempt(req: Request<'_>) -> Result<Attempt> {
         ip_addresses: spec.ip_addresses.clone(),
         uris: spec.uris.clone(),
     };
-    let ttl = spec.ttl.map(|t| t.as_std());
-    let ca = req.ca.clone();
-    let role = req.compiled.clone();
-    let signed = match &spec.csr {
-        Some(csr) => {
-            let sign = SignRequest {
-                csr: csr.as_bytes().to_vec(),
-                names,
-                ttl,
-            };
-            req.cpu
-                .run("signing", move || {
-                    ca.sign(&role, &identity, &sign, OffsetDateTime::now_utc())
-                })
-                .await?
-        }
+    let key = match &spec.csr {
+        Some(csr) => Key::Csr(csr.as_bytes().to_vec()),
         None => {
-            // Check names before spending a key generation on a request that is refused.
-            if let Err(e) = role.policy.check(&identity, &names) {
-                return Ok(Attempt::Denied(tlsmint_ca::report(&e)));
-            }
             let resolved = spec.private_key.resolve(&req.role.spec.key);
             if let Err(e) = spec
                 .private_key
@@ -112,17 +91,24 @@ pub async fn attempt(req: Request<'_>) -> Result<Attempt> {
                 .flatten()
                 .and_then(|pem| PrivateKey::from_pem(pem).ok())
                 .filter(|key| key.spec() == key_spec);
-            let issue = IssueRequest { names, ttl };
-            req.cpu
-                .run("issuance", move || {
-                    let key = match kept {
-                        Some(key) => key,
-                        None => PrivateKey::generate(key_spec)?,
-                    };
-                    ca.issue_with_key(&role, &identity, &issue, key, OffsetDateTime::now_utc())
-                })
-                .await?
+            match kept {
+                Some(key) => Key::Keep(key),
+                None => Key::Generate(key_spec),
+            }
         }
+    };
+    let order = Order {
+        ca: req.ca.clone(),
+        role: req.compiled.clone(),
+        identity,
+        names,
+        ttl: spec.ttl.map(|t| t.as_std()),
+        key,
+    };
+    let signed = match issuance::issue(req.cpu, order).await {
+        Ok(issued) => Ok(issued),
+        Err(Failure::Engine(e)) => Err(e),
+        Err(Failure::Cpu(e)) => return Err(e.into()),
     };
     let issued = match signed {
         Ok(issued) => issued,
