@@ -29,6 +29,9 @@ pub enum Key {
     Keep(PrivateKey),
     /// A PKCS#10 request, PEM or DER: the requester keeps its key (Vault `sign`).
     Csr(Vec<u8>),
+    /// A DER SubjectPublicKeyInfo whose possession the caller has proved otherwise (a
+    /// PodCertificateRequest's `pkixPublicKey` with its proof of possession).
+    Spki(Vec<u8>),
 }
 
 impl Key {
@@ -38,7 +41,7 @@ impl Key {
         match self {
             Key::RoleDefault => role.profile.key.is_slow_to_generate(),
             Key::Generate(spec) => spec.is_slow_to_generate(),
-            Key::Keep(_) | Key::Csr(_) => false,
+            Key::Keep(_) | Key::Csr(_) | Key::Spki(_) => false,
         }
     }
 }
@@ -110,6 +113,9 @@ fn make(order: Order) -> Result<Issued, tlsmint_ca::Error> {
             ca.issue_with_key(&role, &identity, &IssueRequest { names, ttl }, key, now)
         }
         Key::Csr(csr) => ca.sign(&role, &identity, &SignRequest { csr, names, ttl }, now),
+        Key::Spki(spki) => {
+            ca.issue_for_public_key(&role, &identity, &IssueRequest { names, ttl }, &spki, now)
+        }
     }
 }
 
@@ -176,6 +182,7 @@ mod tests {
                 true,
             ),
             (Key::Csr(csr.clone()), false),
+            (Key::Spki(held.public_key_der()), false),
         ] {
             let what = format!("{key:?}").chars().take(12).collect::<String>();
             let issued = issue(&cpu, order(role.clone(), "a.example.com", key))

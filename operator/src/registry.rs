@@ -382,6 +382,11 @@ impl Registry {
         self.changed.subscribe()
     }
 
+    /// The names of every role (ready or not).
+    pub fn role_names(&self) -> Vec<String> {
+        self.read().roles.keys().cloned().collect()
+    }
+
     /// The role and its mount's CA, ready to issue (gRPC: roles by name).
     pub fn resolve(&self, role: &str) -> Result<Resolved, LookupError> {
         let (entry, mount) = {

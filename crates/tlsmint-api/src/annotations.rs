@@ -86,7 +86,7 @@ pub const KEYS: [&str; 14] = [
     RELOAD_URL,
 ];
 
-const TEMPLATES: Templates = Templates {
+pub(crate) const TEMPLATES: Templates = Templates {
     open: "$(",
     close: ')',
     names: &["POD_NAME", "POD_NAMESPACE", "SERVICE_ACCOUNT"],
@@ -341,7 +341,7 @@ fn unknown_key() -> InvalidValue {
 /// Checks the `$(...)` templates of a value the webhook copies into a CSI volume attribute,
 /// and returns it with each replaced by `x`. `${` is refused: the driver would read it as one
 /// of its own templates and refuse the volume, leaving the pod stuck in ContainerCreating.
-fn templated(value: &str) -> Result<String, InvalidValue> {
+pub(crate) fn templated(value: &str) -> Result<String, InvalidValue> {
     if value.contains("${") {
         return Err(InvalidValue::ForeignTemplate {
             value: value.to_owned(),

@@ -17,6 +17,8 @@ pub enum Channel {
     Grpc,
     /// The Vault-compatible HTTP API.
     Vault,
+    /// Kubernetes' PodCertificateRequests, signed by the operator.
+    PodCertificate,
 }
 
 impl Channel {
@@ -24,6 +26,7 @@ impl Channel {
         match self {
             Channel::Grpc => "grpc",
             Channel::Vault => "vault",
+            Channel::PodCertificate => "pod-certificate",
         }
     }
 }

@@ -44,6 +44,15 @@ pub struct RoleLabels {
     pub role: String,
 }
 
+/// `role` and `result` labels of a PodCertificateRequest decision.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PcrLabels {
+    /// The IssuerRole (signer `pki.tlsmint.io/<role>`).
+    pub role: String,
+    /// `issued`, `denied` or `pending` (left for a retry).
+    pub result: &'static str,
+}
+
 /// Counters and gauges the controllers update.
 #[derive(Debug)]
 pub struct Metrics {
@@ -53,6 +62,8 @@ pub struct Metrics {
     issued: Family<RoleLabels, Counter>,
     denied: Family<RoleLabels, Counter>,
     leader: Gauge,
+    pcr: Family<PcrLabels, Counter>,
+    pcr_seconds: Histogram,
     /// Pods annotated `tlsmint.io/inject: "true"` that exist without having been injected
     /// (set by `missed_injection` on the leader).
     pub not_injected: Gauge,
@@ -74,6 +85,8 @@ impl Metrics {
             issued: Family::default(),
             denied: Family::default(),
             leader: Gauge::default(),
+            pcr: Family::default(),
+            pcr_seconds: Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0]),
             not_injected: Gauge::default(),
             requests: StoreSlot::default(),
             mounts: StoreSlot::default(),
@@ -103,6 +116,16 @@ impl Metrics {
             "certificates_denied",
             "CertificateRequests denied by their role, by role",
             metrics.denied.clone(),
+        );
+        sub.register(
+            "pcr_decisions",
+            "PodCertificateRequests handled by the signer, by role and result (issued, denied, pending)",
+            metrics.pcr.clone(),
+        );
+        sub.register(
+            "pcr_sign_seconds",
+            "Time to sign one PodCertificateRequest and write its status",
+            metrics.pcr_seconds.clone(),
         );
         sub.register(
             "leader",
@@ -144,6 +167,21 @@ impl Metrics {
         self.denied
             .get_or_create(&RoleLabels { role: role.into() })
             .inc();
+    }
+
+    /// Counts one PodCertificateRequest decision (`issued`, `denied`, `pending`).
+    pub fn pcr(&self, role: &str, result: &'static str) {
+        self.pcr
+            .get_or_create(&PcrLabels {
+                role: role.into(),
+                result,
+            })
+            .inc();
+    }
+
+    /// Records the time one PodCertificateRequest took to sign and write.
+    pub fn pcr_seconds(&self, seconds: f64) {
+        self.pcr_seconds.observe(seconds);
     }
 
     /// Records whether this replica leads.

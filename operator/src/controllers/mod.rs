@@ -14,6 +14,7 @@ pub mod loader;
 pub mod metrics;
 pub mod missed_injection;
 pub mod pki_mount;
+pub mod pod_certificate;
 pub mod revocation_hook;
 pub mod times;
 
@@ -124,8 +125,9 @@ impl Context {
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
     let mounts = mount_controller(&ctx, stop.clone());
     let roles = role_controller(&ctx, stop.clone());
-    let requests = request_controller(&ctx, stop);
-    tokio::join!(mounts, roles, requests);
+    let requests = request_controller(&ctx, stop.clone());
+    let signer = pod_certificate::run(ctx.clone(), stop);
+    tokio::join!(mounts, roles, requests, signer);
     ctx.metrics.requests.set(None);
 }
 
