@@ -17,6 +17,7 @@ pub mod pki_mount;
 pub mod pod_certificate;
 pub mod revocation_hook;
 pub mod times;
+pub mod trust_bundles;
 
 use std::sync::Arc;
 
@@ -126,8 +127,9 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
     let mounts = mount_controller(&ctx, stop.clone());
     let roles = role_controller(&ctx, stop.clone());
     let requests = request_controller(&ctx, stop.clone());
-    let signer = pod_certificate::run(ctx.clone(), stop);
-    tokio::join!(mounts, roles, requests, signer);
+    let signer = pod_certificate::run(ctx.clone(), stop.clone());
+    let bundles = trust_bundles::run(ctx.clone(), stop);
+    tokio::join!(mounts, roles, requests, signer, bundles);
     ctx.metrics.requests.set(None);
 }
 
