@@ -8,8 +8,10 @@
 //! - For every mount, an unlinked bundle `tlsmint-<mount>` for pods that trust a mount
 //!   rather than a signer.
 //!
-//! Both carry `app.kubernetes.io/managed-by: tlsmint-operator` and
-//! `pki.tlsmint.io/mount: <mount>`. A bundle of the same name that tlsmint did not make is
+//! Both carry `app.kubernetes.io/managed-by: tlsmint-operator`, `pki.tlsmint.io/mount:
+//! <mount>` and `pki.tlsmint.io/operator: <operator namespace>`: an operator only ever
+//! touches the bundles of its own installation (two installations, e.g. sharded by
+//! label selector, keep theirs apart). A bundle of the same name that tlsmint did not make is
 //! left alone (a warning says so): the operator never takes over another tool's object.
 //!
 //! Owns the bundles' names and contents. Runs on the leader only; a full resync on every
@@ -31,6 +33,9 @@ use tlsmint_runtime::CancellationToken;
 use super::Context;
 use super::apply::{MANAGED_BY, MANAGED_BY_LABEL, MOUNT_LABEL};
 use crate::registry::Registry;
+
+/// Label naming the operator installation (its namespace) that keeps a bundle.
+pub const OPERATOR_LABEL: &str = "pki.tlsmint.io/operator";
 
 /// How often the bundles are checked even when nothing was seen to change.
 const RESYNC: Duration = Duration::from_secs(300);
@@ -115,13 +120,13 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
     let mut changes = ctx.registry.changes();
     let mut bundle_events = watcher(
         api.clone(),
-        watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
+        watcher::Config::default().labels(&ours(&ctx.namespace)),
     )
     .default_backoff()
     .touched_objects()
     .boxed();
     loop {
-        if let Err(error) = sync(&api, &ctx.registry).await {
+        if let Err(error) = sync(&api, &ctx.registry, &ctx.namespace).await {
             tracing::warn!(
                 error = &error as &dyn std::error::Error,
                 "syncing ClusterTrustBundles failed; retrying"
@@ -140,10 +145,14 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
 }
 
 /// One resync: create, update or delete so that tlsmint's bundles are [`wanted`].
-pub async fn sync(api: &Api<ClusterTrustBundle>, registry: &Registry) -> kube::Result<()> {
+pub async fn sync(
+    api: &Api<ClusterTrustBundle>,
+    registry: &Registry,
+    operator: &str,
+) -> kube::Result<()> {
     let wanted = wanted(registry);
     let ours = api
-        .list(&ListParams::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")))
+        .list(&ListParams::default().labels(&ours(operator)))
         .await?;
     let mut existing: BTreeMap<String, ClusterTrustBundle> =
         ours.items.into_iter().map(|b| (b.name_any(), b)).collect();
@@ -155,7 +164,7 @@ pub async fn sync(api: &Api<ClusterTrustBundle>, registry: &Registry) -> kube::R
                 api.replace(name, &PostParams::default(), &have).await?;
                 tracing::info!(bundle = %name, mount = %want.mount, "ClusterTrustBundle updated");
             }
-            None => create(api, name, want).await?,
+            None => create(api, name, want, operator).await?,
         }
     }
     for (name, bundle) in existing {
@@ -179,7 +188,17 @@ pub async fn sync(api: &Api<ClusterTrustBundle>, registry: &Registry) -> kube::R
     Ok(())
 }
 
-async fn create(api: &Api<ClusterTrustBundle>, name: &str, want: &Wanted) -> kube::Result<()> {
+/// The label selector of this installation's bundles.
+fn ours(operator: &str) -> String {
+    format!("{MANAGED_BY_LABEL}={MANAGED_BY},{OPERATOR_LABEL}={operator}")
+}
+
+async fn create(
+    api: &Api<ClusterTrustBundle>,
+    name: &str,
+    want: &Wanted,
+    operator: &str,
+) -> kube::Result<()> {
     let mut bundle = ClusterTrustBundle {
         spec: ClusterTrustBundleSpec {
             signer_name: want.signer.clone(),
@@ -191,6 +210,7 @@ async fn create(api: &Api<ClusterTrustBundle>, name: &str, want: &Wanted) -> kub
     bundle.metadata.labels = Some(BTreeMap::from([
         (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
         (MOUNT_LABEL.to_owned(), want.mount.clone()),
+        (OPERATOR_LABEL.to_owned(), operator.to_owned()),
     ]));
     match api.create(&PostParams::default(), &bundle).await {
         Ok(_) => {
