@@ -45,6 +45,44 @@ pub async fn helm(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// `helm install` of the repository's chart as `release` in `namespace`, in local mode
+/// (`values-local.yaml`) from `image` (`repository:tag`, as `scripts/build-image` prints
+/// it), with `sets` (`key=value`, one `--set` each) on top. The returned guard uninstalls
+/// the release when dropped; it exists before the install, so a half-done install is
+/// cleaned up too.
+pub async fn install_local(
+    release: &str,
+    namespace: &str,
+    image: &str,
+    sets: &[String],
+) -> Result<Release> {
+    let (repository, tag) = image
+        .rsplit_once(':')
+        .with_context(|| format!("image {image:?} is not name:tag"))?;
+    let guard = Release {
+        name: release.to_owned(),
+        namespace: namespace.to_owned(),
+    };
+    let chart = crate::operator::workspace_root().join("charts/tlsmint");
+    let chart_dir = chart.to_string_lossy().into_owned();
+    let local = chart
+        .join("values-local.yaml")
+        .to_string_lossy()
+        .into_owned();
+    let image_sets = [
+        format!("image.repository={repository}"),
+        format!("image.tag={tag}"),
+    ];
+    let mut args = vec![
+        "install", release, &chart_dir, "-n", namespace, "-f", &local,
+    ];
+    for set in image_sets.iter().chain(sets) {
+        args.extend(["--set", set.as_str()]);
+    }
+    helm(&args).await?;
+    Ok(guard)
+}
+
 /// A free TCP port on the loopback (for the host-network components of a release).
 pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

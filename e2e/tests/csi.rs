@@ -30,7 +30,7 @@ use k8s_openapi::api::storage::v1::CSINode;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use tlsmint_api::v1alpha1::PkiMount;
 use tlsmint_ca::{PrivateKey, pem, x509};
-use tlsmint_e2e::chart::{Release, free_port, helm, pod_ready};
+use tlsmint_e2e::chart::{free_port, install_local, pod_ready};
 use tlsmint_e2e::operator::{OperatorEnv, SELECTOR_LABEL, events_about, workspace_root};
 use tlsmint_e2e::{TestNamespace, env, kubectl, test_image, wait_for, wait_for_running_pods};
 
@@ -252,18 +252,12 @@ async fn driver_pod(pods: &Api<Pod>, release: &str) -> Pod {
 async fn csi_volumes_on_the_real_kubelet() {
     let image =
         env("TLSMINT_IMAGE").expect("TLSMINT_IMAGE (run scripts/build-image --containerd ...)");
-    let (repository, tag) = image.rsplit_once(':').expect("name:tag");
     let env = OperatorEnv::new("csi").await.unwrap();
     let release = format!("{}-c", env.id);
     let ns = env.namespace.name().to_owned();
     let client = env.client.clone();
     let kubelet_dir = cluster_env("KUBELET_DIR");
     let state_dir = Path::new(&cluster_env("E2E_STATE")).join("tlsmint-csi");
-    let chart = workspace_root().join("charts/tlsmint");
-    let _release = Release {
-        name: release.clone(),
-        namespace: ns.clone(),
-    };
     let ports = [free_port().unwrap(), free_port().unwrap()];
     let (admin_port, http_port, grpc_port, csi_admin) = (
         ports[0],
@@ -272,40 +266,24 @@ async fn csi_volumes_on_the_real_kubelet() {
         ports[1],
     );
     let mounts_before = tlsmint_mounts().len();
-    helm(&[
-        "install",
+    let _release = install_local(
         &release,
-        &chart.to_string_lossy(),
-        "-n",
         &ns,
-        "-f",
-        &chart.join("values-local.yaml").to_string_lossy(),
-        "--set",
-        &format!("image.repository={repository}"),
-        "--set",
-        &format!("image.tag={tag}"),
-        "--set",
-        "operator.replicas=1",
-        "--set",
-        &format!("operator.adminPort={admin_port}"),
-        "--set",
-        &format!("api.httpPort={http_port}"),
-        "--set",
-        &format!("api.grpcPort={grpc_port}"),
-        "--set",
-        &format!("operator.labelSelector={SELECTOR_LABEL}={}", env.id),
-        "--set",
-        &format!("csi.kubeletDir={kubelet_dir}"),
-        "--set",
-        &format!("csi.stateDir={}", state_dir.display()),
-        "--set",
-        &format!("csi.adminPort={csi_admin}"),
-        "--set",
-        "csi.logLevel=info\\,tlsmint_csi=debug",
-        // The injector has its own test (injector.rs).
-        "--set",
-        "injector.enabled=false",
-    ])
+        &image,
+        &[
+            "operator.replicas=1".into(),
+            format!("operator.adminPort={admin_port}"),
+            format!("api.httpPort={http_port}"),
+            format!("api.grpcPort={grpc_port}"),
+            format!("operator.labelSelector={SELECTOR_LABEL}={}", env.id),
+            format!("csi.kubeletDir={kubelet_dir}"),
+            format!("csi.stateDir={}", state_dir.display()),
+            format!("csi.adminPort={csi_admin}"),
+            "csi.logLevel=info\\,tlsmint_csi=debug".into(),
+            // The injector has its own test (injector.rs).
+            "injector.enabled=false".into(),
+        ],
+    )
     .await
     .unwrap();
     let system_pods: Api<Pod> = Api::namespaced(client.clone(), &ns);

@@ -11,7 +11,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams};
 use tlsmint_api::v1alpha1::CertificateRequest;
-use tlsmint_e2e::chart::{Release, free_port, helm, pod_ready};
+use tlsmint_e2e::chart::{free_port, helm, install_local, pod_ready};
 use tlsmint_e2e::operator::{OperatorEnv, SELECTOR_LABEL, ready_of, workspace_root};
 use tlsmint_e2e::{env, tool_path, wait_for};
 
@@ -19,7 +19,6 @@ use tlsmint_e2e::{env, tool_path, wait_for};
 async fn helm_install_runs_two_replicas_that_elect_a_leader_and_issue() {
     let image =
         env("TLSMINT_IMAGE").expect("TLSMINT_IMAGE (run scripts/build-image --containerd ...)");
-    let (repository, tag) = image.rsplit_once(':').expect("name:tag");
     // The env gives a namespace, the CRDs and the selector label; the chart brings its own
     // RBAC and ServiceAccount for the pods.
     let env = OperatorEnv::new("op-chart").await.unwrap();
@@ -31,41 +30,23 @@ async fn helm_install_runs_two_replicas_that_elect_a_leader_and_issue() {
         free_port().unwrap(),
         free_port().unwrap(),
     );
-    let chart = workspace_root().join("charts/tlsmint");
-    let _release = Release {
-        name: release.clone(),
-        namespace: ns.clone(),
-    };
-    helm(&[
-        "install",
+    let _release = install_local(
         &release,
-        &chart.to_string_lossy(),
-        "-n",
         &ns,
-        "-f",
-        &chart.join("values-local.yaml").to_string_lossy(),
-        "--set",
-        &format!("image.repository={repository}"),
-        "--set",
-        &format!("image.tag={tag}"),
-        "--set",
-        &format!("operator.adminPort={admin_port}"),
-        "--set",
-        &format!("api.httpPort={http_port}"),
-        "--set",
-        &format!("api.grpcPort={grpc_port}"),
-        "--set",
-        &format!("operator.labelSelector={SELECTOR_LABEL}={}", env.id),
-        "--set",
-        "operator.logLevel=info\\,tlsmint_operator=debug",
-        // The CSI node plugin is node-wide (one release per cluster): e2e/tests/csi.rs.
-        "--set",
-        "csi.enabled=false",
-        // The injector has its own test (injector.rs); here it would only add a webhook
-        // for annotated pods of every namespace of the shared cluster.
-        "--set",
-        "injector.enabled=false",
-    ])
+        &image,
+        &[
+            format!("operator.adminPort={admin_port}"),
+            format!("api.httpPort={http_port}"),
+            format!("api.grpcPort={grpc_port}"),
+            format!("operator.labelSelector={SELECTOR_LABEL}={}", env.id),
+            "operator.logLevel=info\\,tlsmint_operator=debug".into(),
+            // The CSI node plugin is node-wide (one release per cluster): e2e/tests/csi.rs.
+            "csi.enabled=false".into(),
+            // The injector has its own test (injector.rs); here it would only add a webhook
+            // for annotated pods of every namespace of the shared cluster.
+            "injector.enabled=false".into(),
+        ],
+    )
     .await
     .unwrap();
 

@@ -25,10 +25,8 @@ use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use tlsmint_api::v1alpha1::{IssuerRole, PkiMount};
 use tlsmint_ca::{PrivateKey, pem, x509};
-use tlsmint_e2e::chart::{Release, free_port, helm};
-use tlsmint_e2e::operator::{
-    OperatorEnv, SELECTOR_LABEL, events_about, is_ready, name, workspace_root,
-};
+use tlsmint_e2e::chart::{free_port, install_local};
+use tlsmint_e2e::operator::{OperatorEnv, SELECTOR_LABEL, events_about, is_ready, name};
 use tlsmint_e2e::{
     DeleteOnDrop, TestNamespace, env, kubectl, test_image, wait_for, wait_for_running_pods,
 };
@@ -145,43 +143,25 @@ async fn wait_role_and_mount(client: &kube::Client, mount: &str, role: &str) {
 async fn tlsmint_signs_pod_certificates_through_the_real_kubelet() {
     let image =
         env("TLSMINT_IMAGE").expect("TLSMINT_IMAGE (run scripts/build-image --containerd ...)");
-    let (repository, tag) = image.rsplit_once(':').expect("name:tag");
     let env = OperatorEnv::new("pcr").await.unwrap();
     let release = format!("{}-p", env.id);
     let ns = env.namespace.name().to_owned();
     let client = env.client.clone();
-    let chart = workspace_root().join("charts/tlsmint");
-    let _release = Release {
-        name: release.clone(),
-        namespace: ns.clone(),
-    };
-    helm(&[
-        "install",
+    let _release = install_local(
         &release,
-        &chart.to_string_lossy(),
-        "-n",
         &ns,
-        "-f",
-        &chart.join("values-local.yaml").to_string_lossy(),
-        "--set",
-        &format!("image.repository={repository}"),
-        "--set",
-        &format!("image.tag={tag}"),
-        "--set",
-        "operator.replicas=1",
-        "--set",
-        &format!("operator.adminPort={}", free_port().unwrap()),
-        "--set",
-        &format!("api.httpPort={}", free_port().unwrap()),
-        "--set",
-        &format!("api.grpcPort={}", free_port().unwrap()),
-        "--set",
-        &format!("operator.labelSelector={SELECTOR_LABEL}={}", env.id),
-        "--set",
-        "csi.enabled=false",
-        "--set",
-        "injector.enabled=false",
-    ])
+        &image,
+        &[
+            "operator.replicas=1".into(),
+            format!("operator.adminPort={}", free_port().unwrap()),
+            format!("api.httpPort={}", free_port().unwrap()),
+            format!("api.grpcPort={}", free_port().unwrap()),
+            format!("operator.labelSelector={SELECTOR_LABEL}={}", env.id),
+            // Node-wide and webhook parts have their own tests (csi.rs, injector.rs).
+            "csi.enabled=false".into(),
+            "injector.enabled=false".into(),
+        ],
+    )
     .await
     .unwrap();
 
@@ -498,4 +478,63 @@ async fn tlsmint_signs_pod_certificates_through_the_real_kubelet() {
         .filter(|l| l.contains("issued"))
         .count();
     assert_eq!(signed_for_later, waiting, "{logs}");
+
+    // A burst of pods at once (TLSMINT_E2E_PCR_PODS, default 20; the benchmark in
+    // docs/benchmarks.md uses 200): time to all Running and the signer's rate.
+    let burst: usize = std::env::var("TLSMINT_E2E_PCR_PODS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let started = Instant::now();
+    let creates = (0..burst).map(|i| {
+        let pods = pods.clone();
+        let pod = pcr_pod(
+            &format!("burst-{i}"),
+            "burst",
+            "web",
+            &web,
+            "ECDSAP256",
+            &[],
+        );
+        async move { pods.create(&PostParams::default(), &pod).await.unwrap() }
+    });
+    futures::future::join_all(creates).await;
+    wait_for_running_pods(&pods, "app=burst", burst, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let running = started.elapsed().as_secs_f64();
+    let mut created = Vec::new();
+    let mut issued_at = Vec::new();
+    for i in 0..burst {
+        for pcr in requests_of(&pcrs, &format!("burst-{i}")).await {
+            created.push(
+                pcr.metadata
+                    .creation_timestamp
+                    .clone()
+                    .unwrap()
+                    .0
+                    .as_second(),
+            );
+            let conditions = pcr.status.and_then(|s| s.conditions).unwrap_or_default();
+            let issued = conditions
+                .iter()
+                .find(|c| c.type_ == "Issued")
+                .expect("issued");
+            issued_at.push(issued.last_transition_time.0.as_second());
+        }
+    }
+    assert_eq!(issued_at.len(), burst, "one issued request per pod");
+    let first = created.iter().min().copied().unwrap_or_default();
+    let last = issued_at.iter().max().copied().unwrap_or_default();
+    let lag = created
+        .iter()
+        .zip(&issued_at)
+        .map(|(c, i)| i - c)
+        .max()
+        .unwrap_or_default();
+    eprintln!(
+        "pod-certificates e2e: burst of {burst} pods all Running after {running:.1}s; requests created to last issued {}s ({:.1}/s), longest create-to-issued {lag}s",
+        last - first,
+        burst as f64 / ((last - first).max(1) as f64)
+    );
 }
