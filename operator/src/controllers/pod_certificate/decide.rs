@@ -7,16 +7,15 @@
 //! Ready) leaves it pending.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::certificates::v1beta1::{PodCertificateRequest, PodCertificateRequestSpec};
 use time::OffsetDateTime;
 use tlsmint_api::user_annotations::{self, Pod, RequestedNames};
 use tlsmint_api::v1alpha1::IssuerRoleSpec;
-use tlsmint_ca::{CertificateAuthority, CsrKeyRule, Identity, KeySpec, NameRequest, Role};
+use tlsmint_ca::{CsrKeyRule, Identity, KeySpec, NameRequest, Role};
 
-use crate::issuance::Key;
+use crate::issuance::{Key, Order};
 use crate::registry::{LookupError, Registry};
 
 /// Kubernetes' shortest pod-certificate lifetime (kube-apiserver refuses shorter).
@@ -71,19 +70,10 @@ pub struct Plan {
     pub role_name: String,
     /// Its mount.
     pub mount: String,
-    /// The CA that signs.
-    pub ca: Arc<CertificateAuthority>,
-    /// The compiled role.
-    pub role: Arc<Role>,
-    /// The pod's namespace and ServiceAccount.
-    pub identity: Identity,
-    /// The names to certify.
-    pub names: NameRequest,
-    /// The TTL that makes the lifetime (TTL plus the role's back-dating) fall within
-    /// Kubernetes' bounds.
-    pub ttl: Duration,
-    /// The key kubelet made: its CSR, or its SubjectPublicKeyInfo.
-    pub key: Key,
+    /// The certificate to make: the pod's identity and names, the key kubelet made (its
+    /// CSR or its SubjectPublicKeyInfo), and the TTL that puts the lifetime (TTL plus the
+    /// role's back-dating) within Kubernetes' bounds.
+    pub order: Order,
 }
 
 /// Whether the request already has its final condition.
@@ -181,15 +171,17 @@ pub fn decide(pcr: &PodCertificateRequest, registry: &Registry) -> Decision {
     Decision::Sign(Box::new(Plan {
         role_name: role_name.to_owned(),
         mount: resolved.mount.name.clone(),
-        ca: resolved.ca,
-        role: resolved.role,
-        identity: Identity {
-            namespace: namespace.to_owned(),
-            service_account: Some(spec.service_account_name.clone()),
+        order: Order {
+            ca: resolved.ca,
+            role: resolved.role,
+            identity: Identity {
+                namespace: namespace.to_owned(),
+                service_account: Some(spec.service_account_name.clone()),
+            },
+            names,
+            ttl: Some(ttl),
+            key,
         },
-        names,
-        ttl,
-        key,
     }))
 }
 

@@ -42,7 +42,7 @@ use super::times::k8s_time;
 use crate::api::audit::{self, Channel};
 use crate::api::auth::Caller;
 use crate::api::error::ApiError;
-use crate::issuance::{self, Failure, Order};
+use crate::issuance::{self, Failure};
 use decide::{Decision, Plan};
 
 /// Share of the lifetime at which kubelet is told to refresh (`beginRefreshAt`).
@@ -240,21 +240,8 @@ async fn sign(ctx: &Context, pcr: &PodCertificateRequest, plan: Plan) -> Outcome
     let Plan {
         role_name,
         mount,
-        ca,
-        role,
-        identity,
-        names,
-        ttl,
-        key,
+        order,
     } = plan;
-    let order = Order {
-        ca,
-        role: role.clone(),
-        identity,
-        names,
-        ttl: Some(ttl),
-        key,
-    };
     let issued = match issuance::issue(&ctx.cpu, order).await {
         Ok(issued) => issued,
         Err(Failure::Engine(err)) => {

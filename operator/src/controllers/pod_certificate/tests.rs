@@ -14,7 +14,7 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use super::decide::{self, Decision, reason};
 use super::issued_status;
-use crate::issuance::{self, Order};
+use crate::issuance;
 use crate::registry::{MountEntry, MountStatus, NotReady, Registry, RoleEntry};
 
 const SPIFFE: &str = "spiffe://cluster.local/ns/{{namespace}}/sa/{{serviceAccount}}";
@@ -109,17 +109,15 @@ async fn a_pod_gets_its_spiffe_id_and_asked_names_with_kubernetes_status_rules()
     let Decision::Sign(plan) = decide::decide(&pcr, &ready()) else {
         panic!("expected a plan");
     };
-    assert_eq!(plan.names.uris, ["spiffe://cluster.local/ns/shop/sa/web"]);
-    assert_eq!(plan.names.dns_names, ["web-0.web.shop.svc.cluster.local"]);
-    let order = Order {
-        ca: plan.ca,
-        role: plan.role,
-        identity: plan.identity,
-        names: plan.names,
-        ttl: Some(plan.ttl),
-        key: plan.key,
-    };
-    let issued = issuance::issue(&CpuPool::new(1), order).await.unwrap();
+    assert_eq!(
+        plan.order.names.uris,
+        ["spiffe://cluster.local/ns/shop/sa/web"]
+    );
+    assert_eq!(
+        plan.order.names.dns_names,
+        ["web-0.web.shop.svc.cluster.local"]
+    );
+    let issued = issuance::issue(&CpuPool::new(1), plan.order).await.unwrap();
     let status = issued_status(&issued);
 
     // Leaf first, for kubelet's key; a root mount's chain is the leaf alone.
@@ -197,7 +195,7 @@ fn the_lifetime_is_the_roles_ttl_within_kubernetes_bounds() {
             panic!("expected a plan for ttl {role_ttl}");
         };
         assert_eq!(
-            plan.ttl.as_secs() + 30,
+            plan.order.ttl.unwrap().as_secs() + 30,
             want_lifetime,
             "ttl {role_ttl} max {max_exp}"
         );
