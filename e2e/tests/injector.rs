@@ -463,6 +463,67 @@ async fn annotated_pods_start_with_a_certificate_that_renews() {
         .expect_err("an invalid ttl is refused");
     assert!(refused.to_string().contains("tlsmint.io/ttl"), "{refused}");
 
+    // Per pod, Kubernetes' own delivery instead of the agent: mode podcertificate gives a
+    // podCertificate + clusterTrustBundle volume, kubelet makes the key, the operator signs.
+    let mut native = ann_refs.clone();
+    native.retain(|(k, _)| *k != "tlsmint.io/ttl");
+    native.push(("tlsmint.io/mode", "podcertificate"));
+    let mut template = annotated_pod(&native, "sleep 3600");
+    template["metadata"]["labels"]["app"] = "podcert".into();
+    app_pods
+        .create(&PostParams::default(), &pod_of(template, "podcert"))
+        .await
+        .unwrap();
+    let podcert = ready_pods(&app_pods, "app=podcert", 1, Duration::from_secs(120))
+        .await
+        .remove(0);
+    let podcert_spec = podcert.spec.as_ref().unwrap();
+    assert!(
+        podcert_spec
+            .init_containers
+            .iter()
+            .flatten()
+            .all(|c| c.name != "tlsmint-agent"),
+        "no agent in mode podcertificate"
+    );
+    let read = |file: &'static str| {
+        let ns = app_ns.clone();
+        async move {
+            kubectl([
+                "exec",
+                "-n",
+                &ns,
+                "podcert",
+                "-c",
+                "app",
+                "--",
+                "cat",
+                &format!("/var/run/tlsmint/{file}"),
+            ])
+            .await
+            .unwrap()
+        }
+    };
+    let chain = tlsmint_ca::pem::decode_certificates(&read("tls.crt").await).unwrap();
+    let trust = tlsmint_ca::pem::decode_certificates(&read("ca.crt").await).unwrap();
+    tlsmint_ca::x509::verify_issued_by(&chain[0], trust.last().unwrap()).unwrap();
+    let leaf = tlsmint_ca::x509::parse_certificate(&chain[0], "leaf").unwrap();
+    let key = tlsmint_ca::PrivateKey::from_pem(&read("tls.key").await).unwrap();
+    assert_eq!(
+        leaf.spki_der,
+        key.public_key_der(),
+        "kubelet's key is the leaf's"
+    );
+    assert!(
+        read("credential-bundle.pem")
+            .await
+            .starts_with("-----BEGIN PRIVATE KEY-----")
+    );
+    eprintln!(
+        "injector e2e: mode podcertificate pod Ready, leaf serial {}",
+        leaf.serial
+    );
+
     // Denial explained at admission (the operator's CheckPolicy, nothing issued): a name
     // outside the role's policy, and a ServiceAccount that is not in a role's subjects.
     let mut outside = ann_refs.clone();

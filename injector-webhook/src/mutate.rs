@@ -19,12 +19,13 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    CSIVolumeSource, Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    ExecAction, ObjectFieldSelector, Pod, PodSpec, Probe, ProjectedVolumeSource,
-    ResourceRequirements, SecurityContext, ServiceAccountTokenProjection, Volume, VolumeMount,
-    VolumeProjection,
+    CSIVolumeSource, Capabilities, ClusterTrustBundleProjection, Container, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, ExecAction, ObjectFieldSelector, Pod, PodCertificateProjection, PodSpec,
+    Probe, ProjectedVolumeSource, ResourceRequirements, SecurityContext,
+    ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use tlsmint_api::annotations::{self, InjectionMode, PodAnnotations};
 
 use crate::config::Injection;
@@ -153,9 +154,14 @@ pub fn mutate(pod: &Pod, cfg: &Injection) -> Result<Outcome, Refusal> {
                 spec.share_process_namespace = Some(true);
             }
         }
-        InjectionMode::Csi => {
+        InjectionMode::Csi | InjectionMode::PodCertificate => {
             volumes.retain(|v| v.name != TOKEN_VOLUME);
-            put(volumes, csi_volume(&ann));
+            let volume = if ann.mode == InjectionMode::Csi {
+                csi_volume(&ann)
+            } else {
+                pod_certificate_volume(&ann)
+            };
+            put(volumes, volume);
             if let Some(init) = spec.init_containers.as_mut() {
                 init.retain(|c| c.name != AGENT);
             }
@@ -299,6 +305,68 @@ fn csi_volume(ann: &PodAnnotations) -> Volume {
             read_only: Some(true),
             volume_attributes: Some(ann.csi_volume_attributes()),
             ..CSIVolumeSource::default()
+        }),
+        ..Volume::default()
+    }
+}
+
+/// Kubernetes' own delivery (`mode: podcertificate`): kubelet makes the key and asks the
+/// signer `pki.tlsmint.io/<role>` through a PodCertificateRequest, with the pod's name
+/// annotations as userAnnotations (the signer fills their `$(...)` templates); the role's
+/// signer-linked ClusterTrustBundle gives `ca.crt`.
+fn pod_certificate_volume(ann: &PodAnnotations) -> Volume {
+    use tlsmint_api::user_annotations as ua;
+    let signer = ua::signer_name(&ann.role);
+    let mut names = BTreeMap::new();
+    if let Some(cn) = &ann.common_name {
+        names.insert(annotations::COMMON_NAME.to_owned(), cn.clone());
+    }
+    let lists = [
+        (annotations::DNS_NAMES, ann.dns_names.clone()),
+        (
+            annotations::IP_SANS,
+            ann.ip_sans.iter().map(ToString::to_string).collect(),
+        ),
+        (annotations::URI_SANS, ann.uri_sans.clone()),
+    ];
+    for (key, list) in lists {
+        if !list.is_empty() {
+            names.insert(key.to_owned(), list.join(","));
+        }
+    }
+    Volume {
+        name: VOLUME.into(),
+        projected: Some(ProjectedVolumeSource {
+            default_mode: None,
+            sources: Some(vec![
+                VolumeProjection {
+                    pod_certificate: Some(PodCertificateProjection {
+                        signer_name: signer.clone(),
+                        // Both were checked when the annotations were read.
+                        key_type: ua::pod_certificate_key_type(ann.key)
+                            .unwrap_or("ECDSAP256")
+                            .to_owned(),
+                        max_expiration_seconds: ua::pod_certificate_max_expiration(ann.ttl)
+                            .ok()
+                            .flatten(),
+                        credential_bundle_path: Some(ua::CREDENTIAL_BUNDLE_FILE.to_owned()),
+                        key_path: Some(tlsmint_api::TLS_KEY_FILE.to_owned()),
+                        certificate_chain_path: Some(tlsmint_api::TLS_CERT_FILE.to_owned()),
+                        user_annotations: (!names.is_empty()).then_some(names),
+                    }),
+                    ..VolumeProjection::default()
+                },
+                VolumeProjection {
+                    cluster_trust_bundle: Some(ClusterTrustBundleProjection {
+                        signer_name: Some(signer),
+                        // Empty selects every bundle of the signer; absent would select none.
+                        label_selector: Some(LabelSelector::default()),
+                        path: tlsmint_api::CA_CERT_FILE.to_owned(),
+                        ..ClusterTrustBundleProjection::default()
+                    }),
+                    ..VolumeProjection::default()
+                },
+            ]),
         }),
         ..Volume::default()
     }

@@ -38,7 +38,7 @@ pub const KEY_ALGORITHM: &str = "tlsmint.io/key-algorithm";
 pub const MOUNT_PATH: &str = "tlsmint.io/mount-path";
 /// `tlsmint.io/containers`: comma-separated names of the containers that get the mount.
 pub const CONTAINERS: &str = "tlsmint.io/containers";
-/// `tlsmint.io/mode`: `sidecar` (default) or `csi`.
+/// `tlsmint.io/mode`: `sidecar` (default), `csi` or `podcertificate`.
 pub const MODE: &str = "tlsmint.io/mode";
 /// `tlsmint.io/reload-signal`: signal sent after each rotation to the processes named by
 /// [`RELOAD_PROCESS`] (`HUP`, `USR1`, `USR2` or `TERM`, as the injector allows).
@@ -101,14 +101,18 @@ pub enum InjectionMode {
     Sidecar,
     /// An inline CSI volume of the `csi.tlsmint.io` driver is added instead.
     Csi,
+    /// Kubernetes' own `podCertificate` and `clusterTrustBundle` projected sources for the
+    /// signer `pki.tlsmint.io/<role>`: kubelet makes the key and writes the files.
+    PodCertificate,
 }
 
 impl InjectionMode {
-    /// The annotation value: `sidecar` or `csi`.
+    /// The annotation value: `sidecar`, `csi` or `podcertificate`.
     pub const fn as_str(self) -> &'static str {
         match self {
             InjectionMode::Sidecar => "sidecar",
             InjectionMode::Csi => "csi",
+            InjectionMode::PodCertificate => "podcertificate",
         }
     }
 }
@@ -264,7 +268,7 @@ impl PodAnnotations {
             .map_err(at(MODE))?
             .unwrap_or_default();
         let reload = parse_reload(&get, mode)?;
-        Ok(Some(PodAnnotations {
+        let parsed = PodAnnotations {
             role: parse_role(get(ROLE)).map_err(at(ROLE))?,
             common_name: values::optional(get(COMMON_NAME), parse_common_name)
                 .map_err(at(COMMON_NAME))?,
@@ -280,7 +284,13 @@ impl PodAnnotations {
             containers: parse_containers(get(CONTAINERS)).map_err(at(CONTAINERS))?,
             mode,
             reload,
-        }))
+        };
+        if mode == InjectionMode::PodCertificate {
+            crate::user_annotations::pod_certificate_key_type(parsed.key)
+                .map_err(at(KEY_ALGORITHM))?;
+            crate::user_annotations::pod_certificate_max_expiration(parsed.ttl).map_err(at(TTL))?;
+        }
+        Ok(Some(parsed))
     }
 
     /// Whether the container called `name` gets the mount.
@@ -404,13 +414,17 @@ fn parse_containers(value: Option<&str>) -> Result<Option<Vec<String>>, InvalidV
 }
 
 fn parse_mode(value: &str) -> Result<InjectionMode, InvalidValue> {
-    [InjectionMode::Sidecar, InjectionMode::Csi]
-        .into_iter()
-        .find(|mode| mode.as_str().eq_ignore_ascii_case(value))
-        .ok_or_else(|| InvalidValue::NotOneOf {
-            value: value.to_owned(),
-            allowed: "sidecar or csi",
-        })
+    [
+        InjectionMode::Sidecar,
+        InjectionMode::Csi,
+        InjectionMode::PodCertificate,
+    ]
+    .into_iter()
+    .find(|mode| mode.as_str().eq_ignore_ascii_case(value))
+    .ok_or_else(|| InvalidValue::NotOneOf {
+        value: value.to_owned(),
+        allowed: "sidecar, csi or podcertificate",
+    })
 }
 
 /// `reload-signal` and `reload-process` go together; none of the three works with the CSI
@@ -446,19 +460,26 @@ fn parse_reload<'a>(
         }
     };
     let reload = Reload { signal, url };
-    if mode == InjectionMode::Csi && !reload.is_empty() {
+    let refused = match mode {
+        InjectionMode::Sidecar => None,
+        InjectionMode::Csi => Some((
+            "tlsmint.io/mode: csi",
+            "the CSI driver cannot reach the pod's processes; use mode: sidecar, or have the app watch the files",
+        )),
+        InjectionMode::PodCertificate => Some((
+            "tlsmint.io/mode: podcertificate",
+            "kubelet writes the files and signals nothing; use mode: sidecar, or have the app watch the files",
+        )),
+    };
+    if let Some((other, why)) = refused
+        && !reload.is_empty()
+    {
         let key = if reload.signal.is_some() {
             RELOAD_SIGNAL
         } else {
             RELOAD_URL
         };
-        return Err(error(
-            key,
-            InvalidValue::NotWith {
-                other: "tlsmint.io/mode: csi",
-                why: "the CSI driver cannot reach the pod's processes; use mode: sidecar, or have the app watch the files",
-            },
-        ));
+        return Err(error(key, InvalidValue::NotWith { other, why }));
     }
     Ok(reload)
 }

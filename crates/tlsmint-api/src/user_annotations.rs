@@ -18,6 +18,7 @@ use std::net::IpAddr;
 use crate::annotations::{
     AnnotationError, COMMON_NAME, DNS_NAMES, IP_SANS, TEMPLATES, URI_SANS, templated,
 };
+use crate::v1alpha1::{KeyAlgorithm, KeySpec};
 use crate::values::{self, InvalidValue};
 
 /// Every key a PodCertificateRequest for a tlsmint signer may carry.
@@ -36,6 +37,53 @@ pub fn role_of_signer(signer: &str) -> Option<&str> {
     signer
         .strip_prefix(SIGNER_PREFIX)
         .filter(|role| !role.is_empty() && !role.contains('/'))
+}
+
+/// The single-file bundle of a `podCertificate` volume the injector adds (key, then chain).
+pub const CREDENTIAL_BUNDLE_FILE: &str = "credential-bundle.pem";
+
+/// Kubernetes' shortest pod-certificate lifetime, in seconds (`maxExpirationSeconds`).
+pub const MIN_EXPIRATION_SECONDS: i32 = 3600;
+/// Kubernetes' longest pod-certificate lifetime, in seconds (91 days).
+pub const MAX_EXPIRATION_SECONDS: i32 = 7_862_400;
+
+/// The kubelet `keyType` for a pod's `tlsmint.io/key-algorithm` (`None`: ECDSA P-256).
+/// Kubelet does not make RSA 2048 keys.
+pub fn pod_certificate_key_type(key: Option<KeySpec>) -> Result<&'static str, InvalidValue> {
+    let Some(key) = key else {
+        return Ok("ECDSAP256");
+    };
+    match (key.algorithm, key.size) {
+        (KeyAlgorithm::Ecdsa, None | Some(256)) => Ok("ECDSAP256"),
+        (KeyAlgorithm::Ecdsa, Some(384)) => Ok("ECDSAP384"),
+        (KeyAlgorithm::Ed25519, _) => Ok("ED25519"),
+        (KeyAlgorithm::Rsa, Some(3072)) => Ok("RSA3072"),
+        (KeyAlgorithm::Rsa, Some(4096)) => Ok("RSA4096"),
+        _ => Err(InvalidValue::Shape {
+            value: key.to_string(),
+            expected: "a key kubelet makes for pod certificates: ECDSA, ECDSA-384, Ed25519, RSA-3072 or RSA-4096 (not RSA 2048)",
+        }),
+    }
+}
+
+/// `maxExpirationSeconds` for a pod's `tlsmint.io/ttl` (`None`: Kubernetes' default, 24h),
+/// within Kubernetes' limits of 1h to 91 days.
+pub fn pod_certificate_max_expiration(
+    ttl: Option<crate::Duration>,
+) -> Result<Option<i32>, InvalidValue> {
+    let Some(ttl) = ttl else {
+        return Ok(None);
+    };
+    let secs = ttl.as_std().as_secs();
+    match i32::try_from(secs) {
+        Ok(secs) if (MIN_EXPIRATION_SECONDS..=MAX_EXPIRATION_SECONDS).contains(&secs) => {
+            Ok(Some(secs))
+        }
+        _ => Err(InvalidValue::Shape {
+            value: ttl.to_string(),
+            expected: "a pod-certificate lifetime from 1h to 2184h (91 days), Kubernetes' limits",
+        }),
+    }
 }
 
 /// Who the request is for, from the PodCertificateRequest's verified spec.
@@ -194,6 +242,45 @@ mod tests {
             let err = RequestedNames::parse(&map(&pairs), POD).unwrap_err();
             assert_eq!(err.key, key, "{err}");
             assert!(err.to_string().contains(says), "{err}");
+        }
+    }
+
+    #[test]
+    fn pod_annotations_map_to_kubelet_key_types_and_lifetimes() {
+        let spec = |algorithm, size| Some(KeySpec { algorithm, size });
+        for (key, want) in [
+            (None, "ECDSAP256"),
+            (spec(KeyAlgorithm::Ecdsa, None), "ECDSAP256"),
+            (spec(KeyAlgorithm::Ecdsa, Some(384)), "ECDSAP384"),
+            (spec(KeyAlgorithm::Ed25519, None), "ED25519"),
+            (spec(KeyAlgorithm::Rsa, Some(3072)), "RSA3072"),
+            (spec(KeyAlgorithm::Rsa, Some(4096)), "RSA4096"),
+        ] {
+            assert_eq!(pod_certificate_key_type(key).unwrap(), want);
+        }
+        for rsa2048 in [
+            spec(KeyAlgorithm::Rsa, None),
+            spec(KeyAlgorithm::Rsa, Some(2048)),
+        ] {
+            let err = pod_certificate_key_type(rsa2048).unwrap_err().to_string();
+            assert!(
+                err.contains("RSA-3072") && err.contains("not RSA 2048"),
+                "{err}"
+            );
+        }
+        let hours = |h: u64| Some(crate::Duration::from_hours(h));
+        assert_eq!(pod_certificate_max_expiration(None).unwrap(), None);
+        assert_eq!(
+            pod_certificate_max_expiration(hours(1)).unwrap(),
+            Some(3600)
+        );
+        assert_eq!(
+            pod_certificate_max_expiration(hours(2184)).unwrap(),
+            Some(7_862_400)
+        );
+        for bad in [Some(crate::Duration::from_mins(59)), hours(2185)] {
+            let err = pod_certificate_max_expiration(bad).unwrap_err().to_string();
+            assert!(err.contains("1h to 2184h"), "{err}");
         }
     }
 
