@@ -4,19 +4,7 @@
 //! its error.
 
 use clap::Parser;
-
-mod api;
-mod cli;
-mod controllers;
-mod convert;
-mod dev;
-mod injector_tls;
-mod issuance;
-mod leader;
-mod ocsp;
-mod registry;
-mod revocation;
-mod run;
+use tlsmint_operator::{cli, dev, run};
 
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();

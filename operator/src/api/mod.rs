@@ -32,6 +32,7 @@ pub mod conn;
 pub mod error;
 pub mod grpc;
 pub mod issue;
+pub mod ocsp;
 pub mod ratelimit;
 pub mod recent;
 pub mod rights;

@@ -145,12 +145,12 @@ pub async fn cert(state: &ApiState, mount: &MountEntry, serial: &str) -> Respons
 
 /// `POST <mount>/ocsp` with a DER `OCSPRequest` body.
 pub async fn ocsp_post(state: &ApiState, mount: &MountEntry, body: &[u8]) -> Response {
-    ocsp_reply(crate::ocsp::answer(state, mount, body).await)
+    ocsp_reply(crate::api::ocsp::answer(state, mount, body).await)
 }
 
 /// `GET <mount>/ocsp/<base64 request>` (RFC 6960 appendix A.1).
 pub async fn ocsp_get(state: &ApiState, mount: &MountEntry, encoded: &str) -> Response {
-    ocsp_reply(crate::ocsp::answer_get(state, mount, encoded).await)
+    ocsp_reply(crate::api::ocsp::answer_get(state, mount, encoded).await)
 }
 
 fn ocsp_reply(der: Vec<u8>) -> Response {

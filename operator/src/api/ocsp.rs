@@ -67,18 +67,14 @@ fn decode_get(encoded: &str) -> Option<Vec<u8>> {
     if encoded.len() > 4 * ocsp::MAX_REQUEST_BYTES {
         return None;
     }
-    let text = encoded
-        .replace("%2B", "+")
-        .replace("%2b", "+")
-        .replace("%2F", "/")
-        .replace("%2f", "/")
-        .replace("%3D", "=")
-        .replace("%3d", "=");
+    // A GET request's path segment may be percent-encoded (RFC 6960 A.1), and
+    // a literal '+' in it is still '+', never a space.
+    let text = percent_encoding::percent_decode_str(encoded).collect::<Vec<u8>>();
     let engines = [
         base64::engine::general_purpose::STANDARD,
         base64::engine::general_purpose::URL_SAFE,
     ];
-    engines.iter().find_map(|e| e.decode(text.as_bytes()).ok())
+    engines.iter().find_map(|e| e.decode(&text).ok())
 }
 
 #[cfg(test)]
@@ -91,6 +87,9 @@ mod tests {
         assert_eq!(decode_get("MAA%3D").unwrap(), vec![0x30, 0x00]);
         assert_eq!(decode_get("MAA=").unwrap(), vec![0x30, 0x00]);
         assert_eq!(decode_get("_-8=").unwrap(), vec![0xff, 0xef]);
+        assert_eq!(decode_get("MAA%3d").unwrap(), vec![0x30, 0x00]);
+        assert_eq!(decode_get("%2B%2f8%3D").unwrap(), vec![0xfb, 0xff]);
         assert!(decode_get("!!").is_none());
+        assert!(decode_get("%ZZ").is_none());
     }
 }
