@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use time::OffsetDateTime;
+use tlsmint_ca::ExposeSecret as _;
 use tlsmint_ca::{PrivateKey, pem, x509};
 use tlsmint_client::files::{AtomicDir, File, Owner, WriteError};
 use tlsmint_client::renewal;
@@ -100,11 +101,11 @@ pub fn generation(files: &FileArgs, material: &Material) -> Result<Vec<File>, tl
     }
     let mut out = vec![
         File::public(&files.cert_file, chain.clone()),
-        File::secret(&files.key_file, key_pem.expose().as_bytes(), true),
+        File::secret(&files.key_file, key_pem.expose_secret().as_bytes(), true),
         File::public(&files.ca_file, material.ca_pem.clone()),
     ];
     if !files.bundle_file.is_empty() {
-        let mut bundle = zeroize::Zeroizing::new(key_pem.expose().to_owned());
+        let mut bundle = zeroize::Zeroizing::new(key_pem.expose_secret().to_owned());
         push_pem(&mut bundle, &chain);
         out.push(File::secret(&files.bundle_file, bundle.as_bytes(), true));
     }

@@ -8,6 +8,7 @@ mod common;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tlsmint_ca::ExposeSecret as _;
 
 use common::{EngineSource, FakeCa, FakeIssuer, files, temp_dir};
 use time::OffsetDateTime;
@@ -146,7 +147,7 @@ async fn a_restarted_agent_reuses_a_valid_pair_and_replaces_anything_else() {
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
     .unwrap();
-    std::fs::write(dir.join(&generation).join("tls.key"), pem.expose()).unwrap();
+    std::fs::write(dir.join(&generation).join("tls.key"), pem.expose_secret()).unwrap();
     let err = disk::reusable(&dir, &files(&dir), clock.now(), 0.5).unwrap_err();
     assert!(err.to_string().contains("does not belong"), "{err}");
     let replaced = written(run_once(source()).await);

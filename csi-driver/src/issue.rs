@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 use tlsmint_api::csi::VolumeAttributes;
+use tlsmint_ca::ExposeSecret as _;
 use tlsmint_ca::{KeySpec, PrivateKey};
 use tlsmint_client::files::File;
 use tlsmint_client::proto::{Names, SignRequest};
@@ -187,13 +188,13 @@ fn files(
         File::public(&attrs.certificate_file, chain.clone()),
         File::secret(
             &attrs.key_file,
-            key_pem.expose().as_bytes().to_vec(),
+            key_pem.expose_secret().as_bytes().to_vec(),
             shared,
         ),
         File::public(&attrs.ca_file, pem_block(&cert.ca_bundle_pem)),
     ];
     if let Some(bundle) = &attrs.bundle_file {
-        let mut text = pem_block(key_pem.expose());
+        let mut text = pem_block(key_pem.expose_secret());
         text.push_str(&chain);
         files.push(File::secret(bundle, text.into_bytes(), shared));
     }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tlsmint_ca::ExposeSecret as _;
 
 use axum::body::Body;
 use http_body_util::BodyExt;
@@ -75,7 +76,7 @@ fn self_signed(cn: &str) -> (String, String) {
     )
     .unwrap();
     let key = ca.key().to_pem(KeyEncoding::Pkcs8).unwrap();
-    (ca.certificate_pem(), key.expose().to_owned())
+    (ca.certificate_pem(), key.expose_secret().to_owned())
 }
 
 #[test]

@@ -22,6 +22,7 @@ use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 use time::OffsetDateTime;
+use tlsmint_ca::ExposeSecret as _;
 use tlsmint_ca::{CertificateAuthority, PrivateKey, pem, x509};
 use tlsmint_client::renewal;
 use tlsmint_runtime::CancellationToken;
@@ -238,7 +239,10 @@ pub fn secret_for(
                 tlsmint_api::TLS_CERT_FILE.to_owned(),
                 bytes(&issued.certificate_pem),
             ),
-            (tlsmint_api::TLS_KEY_FILE.to_owned(), bytes(key.expose())),
+            (
+                tlsmint_api::TLS_KEY_FILE.to_owned(),
+                bytes(key.expose_secret()),
+            ),
             (
                 tlsmint_api::CA_CERT_FILE.to_owned(),
                 bytes(&ca.certificate_pem()),

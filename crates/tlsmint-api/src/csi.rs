@@ -6,9 +6,9 @@
 //! write files or call the issuance API: the CSI driver's `manager.rs` does.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::IpAddr;
 
+use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::v1alpha1::{KeyEncoding, KeySpec};
@@ -241,23 +241,15 @@ fn is_dns_label(value: &str) -> bool {
     }
 }
 
-/// One service-account token kubelet requested for the driver. `Debug` hides the token.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+/// One service-account token kubelet requested for the driver. The token is
+/// a [`SecretString`]: `Debug` hides it and it has no `Display`.
+#[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceAccountToken {
-    /// The bearer token (a JWT). Never log it.
-    pub token: String,
+    /// The bearer token (a JWT).
+    pub token: SecretString,
     /// When it expires, RFC 3339.
     pub expiration_timestamp: String,
-}
-
-impl fmt::Debug for ServiceAccountToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServiceAccountToken")
-            .field("token", &"<redacted>")
-            .field("expiration_timestamp", &self.expiration_timestamp)
-            .finish()
-    }
 }
 
 /// Reads the token for [`TOKEN_AUDIENCE`] from the value of [`SERVICE_ACCOUNT_TOKENS_KEY`].

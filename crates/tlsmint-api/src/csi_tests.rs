@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use super::*;
 use crate::v1alpha1::KeyAlgorithm;
+use secrecy::ExposeSecret;
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -360,7 +361,7 @@ fn audience_token_is_found_and_never_printed() {
     let json = r#"{"tlsmint":{"token":"secret-jwt","expirationTimestamp":"2030-01-01T00:00:00Z"},
                    "other":{"token":"x","expirationTimestamp":"2030-01-01T00:00:00Z"}}"#;
     let token = audience_token(json).unwrap();
-    assert_eq!(token.token, "secret-jwt");
+    assert_eq!(token.token.expose_secret(), "secret-jwt");
     assert!(!format!("{token:?}").contains("secret-jwt"));
     let err = audience_token(r#"{"other":{"token":"secret-jwt","expirationTimestamp":"x"}}"#)
         .unwrap_err();

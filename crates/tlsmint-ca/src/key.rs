@@ -2,14 +2,17 @@
 //! writing them back as PKCS#8, PKCS#1 or SEC1.
 //!
 //! A [`PrivateKey`] never shows its bytes: `Debug` prints the algorithm only
-//! and there is no `Display`. PEM output comes back as [`SecretString`], which
-//! zeroes its buffer when dropped and is redacted in `Debug` as well.
+//! and there is no `Display`. PEM output comes back as [`SecretString`] (the
+//! `secrecy` crate's, tlsmint's one redacted-secret type), which zeroes its
+//! buffer when dropped, is redacted in `Debug` and has no `Display`.
 //!
 //! RSA generation is slow (100-400 ms on this class of machine); every
 //! generating function is synchronous and documented as blocking, so async
 //! callers run it on a blocking pool (`tokio::task::spawn_blocking`).
 
 use std::fmt;
+
+pub use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 
 use aws_lc_rs::encoding::{AsDer, EcPrivateKeyRfc5915Der, Pkcs8V1Der};
@@ -181,23 +184,6 @@ impl KeyEncoding {
     }
 }
 
-/// A string holding secret material (a PEM private key). Zeroed on drop;
-/// `Debug` prints nothing of it.
-pub struct SecretString(Zeroizing<String>);
-
-impl SecretString {
-    /// The secret text. Handle with care: never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretString(<redacted>)")
-    }
-}
-
 /// A private key with its type. Holds the PKCS#8 form (zeroed on drop) and a
 /// shared signing handle, so cloning is cheap.
 #[derive(Clone)]
@@ -366,7 +352,10 @@ impl PrivateKey {
             (KeyEncoding::Pkcs1, _) => return Err(refuse("PKCS1 holds only RSA keys")),
             (KeyEncoding::Sec1, _) => return Err(refuse("SEC1 holds only ECDSA keys")),
         };
-        Ok(SecretString(Zeroizing::new(pem::encode(label, &der))))
+        // Copied once into an exact-size secret buffer; the encoder's own buffer is
+        // zeroed when `pem` drops.
+        let pem = Zeroizing::new(pem::encode(label, &der));
+        Ok(SecretString::from(pem.as_str()))
     }
 
     /// The key in PKCS#8 DER. Secret: never log it.
@@ -425,7 +414,7 @@ mod tests {
                 let out = key.to_pem(encoding);
                 assert_eq!(out.is_ok(), allowed, "{spec} as {}", encoding.name());
                 if let Ok(pem) = out {
-                    let back = PrivateKey::from_pem(pem.expose()).expect("reload");
+                    let back = PrivateKey::from_pem(pem.expose_secret()).expect("reload");
                     assert_eq!(back.spec(), spec);
                     assert_eq!(back.public_key_der(), key.public_key_der());
                 }
@@ -440,7 +429,12 @@ mod tests {
         let shown = format!("{key:?} {pem:?}");
         assert!(shown.contains("redacted"));
         assert!(!shown.contains("PRIVATE KEY"));
-        let body: String = pem.expose().lines().nth(1).unwrap_or_default().to_owned();
+        let body: String = pem
+            .expose_secret()
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
         assert!(!shown.contains(&body[..16]));
     }
 

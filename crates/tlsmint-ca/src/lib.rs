@@ -36,7 +36,7 @@ pub mod x509;
 pub use ca::{CaConfig, CertificateAuthority, MountOptions, PendingIntermediate};
 pub use crl::{Crl, RevokedEntry};
 pub use error::{Error, ErrorClass, Result, report};
-pub use key::{KeyAlgorithm, KeyEncoding, KeySpec, PrivateKey, SecretString};
+pub use key::{ExposeSecret, KeyAlgorithm, KeyEncoding, KeySpec, PrivateKey, SecretString};
 pub use leaf::{
     CsrKeyRule, ExtKeyUsage, IssueRequest, Issued, KeyUsage, LeafProfile, Role, SignRequest,
 };

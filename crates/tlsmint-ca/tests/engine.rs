@@ -3,6 +3,7 @@
 //! CSRs, and chain verification with rustls-webpki.
 
 use std::time::Duration;
+use tlsmint_ca::ExposeSecret as _;
 
 use rcgen::{CertificateParams, KeyPair};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
@@ -401,7 +402,7 @@ fn external_intermediate_round_trip_and_wrong_certificate_refused() {
         root.key()
             .to_pem(tlsmint_ca::KeyEncoding::Pkcs8)
             .expect("pem")
-            .expose(),
+            .expose_secret(),
     )
     .expect("key");
     let issuer = rcgen::Issuer::from_ca_cert_der(
@@ -434,11 +435,13 @@ fn import_checks_the_pair_and_the_ca_flag() {
     let a = root();
     let b = root();
     let a_key = a.key().to_pem(tlsmint_ca::KeyEncoding::Sec1).expect("pem");
-    let ok = CertificateAuthority::from_pem("imported", &a.certificate_pem(), a_key.expose())
-        .expect("import");
+    let ok =
+        CertificateAuthority::from_pem("imported", &a.certificate_pem(), a_key.expose_secret())
+            .expect("import");
     assert_eq!(ok.info().serial, a.info().serial);
-    let err = CertificateAuthority::from_pem("imported", &b.certificate_pem(), a_key.expose())
-        .unwrap_err();
+    let err =
+        CertificateAuthority::from_pem("imported", &b.certificate_pem(), a_key.expose_secret())
+            .unwrap_err();
     assert!(matches!(err, Error::KeyMismatch { .. }), "{err}");
     // A leaf is not a CA.
     let issued = a
@@ -449,9 +452,12 @@ fn import_checks_the_pair_and_the_ca_flag() {
         .expect("key")
         .to_pem(tlsmint_ca::KeyEncoding::Pkcs8)
         .expect("pem");
-    let err =
-        CertificateAuthority::from_pem("imported", &issued.certificate_pem, leaf_key.expose())
-            .unwrap_err();
+    let err = CertificateAuthority::from_pem(
+        "imported",
+        &issued.certificate_pem,
+        leaf_key.expose_secret(),
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::NotCa { .. }), "{err}");
 }
 

@@ -5,9 +5,9 @@
 //! Owns: reading, holding and presenting tokens. Must not: ever show a
 //! token's text in `Debug`, `Display` or an error message.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
+use secrecy::{ExposeSecret, SecretString};
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use zeroize::Zeroizing;
 
@@ -18,13 +18,15 @@ pub const DEFAULT_TOKEN_PATH: &str = "/var/run/secrets/tlsmint/token";
 /// Largest token accepted (Kubernetes tokens are a few KiB).
 pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
 
-/// A bearer token. Zeroed on drop; `Debug` shows nothing of it.
-#[derive(Clone)]
-pub struct Token(Zeroizing<String>);
+/// A checked bearer token, held in tlsmint's one redacted-secret type
+/// ([`SecretString`]): zeroed on drop, `Debug` shows nothing of it, no
+/// `Display`. Read it with [`ExposeSecret::expose_secret`].
+#[derive(Clone, Debug)]
+pub struct Token(SecretString);
 
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Token(<redacted>)")
+impl ExposeSecret<str> for Token {
+    fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
     }
 }
 
@@ -94,21 +96,18 @@ impl Token {
                 origin: origin.to_owned(),
             });
         }
-        Ok(Token(Zeroizing::new(trimmed.to_owned())))
-    }
-
-    /// The token text. Secret: never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
+        Ok(Token(SecretString::from(trimmed)))
     }
 
     /// The `authorization: Bearer <token>` metadata value, marked sensitive
     /// (so HTTP/2 never indexes it in HPACK tables).
     pub fn bearer(&self) -> Result<AsciiMetadataValue, TokenError> {
-        let mut value: AsciiMetadataValue = MetadataValue::try_from(format!("Bearer {}", &*self.0))
-            .map_err(|_| TokenError::NotHeaderSafe {
-                origin: "the token".into(),
-            })?;
+        let mut value: AsciiMetadataValue =
+            MetadataValue::try_from(format!("Bearer {}", self.0.expose_secret())).map_err(
+                |_| TokenError::NotHeaderSafe {
+                    origin: "the token".into(),
+                },
+            )?;
         value.set_sensitive(true);
         Ok(value)
     }
@@ -141,7 +140,7 @@ mod tests {
     #[test]
     fn debug_and_errors_never_show_the_token() {
         let token = Token::new("  canary-abc123\n").unwrap();
-        assert_eq!(token.expose(), "canary-abc123");
+        assert_eq!(token.expose_secret(), "canary-abc123");
         assert!(!format!("{token:?}").contains("canary"));
         let err = Token::new("canary with space").unwrap_err().to_string();
         assert!(!err.contains("canary"), "{err}");
@@ -154,7 +153,7 @@ mod tests {
         let path = dir.join("token");
         std::fs::write(&path, "eyJhbGciOi.x.y\n").unwrap();
         let source = TokenSource::File(path.clone());
-        assert_eq!(source.current().unwrap().expose(), "eyJhbGciOi.x.y");
+        assert_eq!(source.current().unwrap().expose_secret(), "eyJhbGciOi.x.y");
         std::fs::write(&path, "\n").unwrap();
         assert!(matches!(source.current(), Err(TokenError::Empty { .. })));
         let missing = TokenSource::File(dir.join("missing"));

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use std::time::Instant;
+use tlsmint_ca::ExposeSecret as _;
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -66,14 +67,15 @@ impl PublishRequest {
                     },
                 }
             })?;
-        let token =
-            Token::new(token.token.as_str()).map_err(|_| tlsmint_api::csi::AttributeError {
+        let token = Token::new(token.token.expose_secret()).map_err(|_| {
+            tlsmint_api::csi::AttributeError {
                 key: csi::SERVICE_ACCOUNT_TOKENS_KEY.into(),
                 problem: tlsmint_api::InvalidValue::Shape {
                     value: "<hidden>".into(),
                     expected: "a token that fits in an HTTP header",
                 },
-            })?;
+            }
+        })?;
         Ok(PodToken { token, expires })
     }
 

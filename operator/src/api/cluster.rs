@@ -19,6 +19,7 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
+use tlsmint_ca::ExposeSecret as _;
 use tlsmint_ca::{CaConfig, CertificateAuthority, KeyEncoding, KeySpec, Subject};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -215,7 +216,7 @@ async fn internal_ca(
                 ),
                 (
                     "tls.key".to_owned(),
-                    ByteString(key.expose().as_bytes().to_vec()),
+                    ByteString(key.expose_secret().as_bytes().to_vec()),
                 ),
             ])),
             ..Secret::default()

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tlsmint_ca::ExposeSecret as _;
 use tlsmint_ca::{KeyEncoding, NameRequest};
 use tlsmint_client::proto::issuer_server::{Issuer, IssuerServer};
 use tlsmint_client::proto::{
@@ -174,7 +175,7 @@ impl Issuer for IssuerService {
             Some(key) => (
                 key.to_pem(key_encoding)
                     .map_err(|e| Status::from(ApiError::from(e)))?
-                    .expose()
+                    .expose_secret()
                     .to_owned(),
                 key.spec().vault_type().to_owned(),
             ),

@@ -380,6 +380,7 @@ mod tests {
     use super::*;
     use k8s_openapi::ByteString;
     use tlsmint_api::v1alpha1::{PkiMountSpec, PkiMountStatus};
+    use tlsmint_ca::ExposeSecret as _;
 
     fn ready_mount(certificate: &str) -> PkiMount {
         let mut mount = PkiMount::new(
@@ -446,7 +447,7 @@ mod tests {
             .key()
             .to_pem(tlsmint_ca::KeyEncoding::Pkcs8)
             .unwrap()
-            .expose()
+            .expose_secret()
             .to_owned();
         let err = load_mount(&mount, Some(&secret(&cert, &other_key))).unwrap_err();
         assert!(tlsmint_ca::report(&err).contains("does not match"), "{err}");

@@ -13,6 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
+use tlsmint_ca::ExposeSecret as _;
 use tlsmint_ca::{KeyAlgorithm, KeyEncoding, NameRequest, PrivateKey, Serial, pem, x509};
 
 use super::params::{Params, clip};
@@ -217,7 +218,7 @@ fn private_key(
     if format == Format::Der || key_format == Some("der") {
         return Ok(STANDARD.encode(key.pkcs8_der()));
     }
-    Ok(key.to_pem(encoding)?.expose().trim_end().to_owned())
+    Ok(key.to_pem(encoding)?.expose_secret().trim_end().to_owned())
 }
 
 /// `POST /v1/<mount>/revoke` (`serial_number` or `certificate`; needs the

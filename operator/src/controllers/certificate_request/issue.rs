@@ -13,6 +13,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 use tlsmint_api::v1alpha1::{CertificateRequest, RotationPolicy};
+use tlsmint_ca::ExposeSecret as _;
 use tlsmint_ca::{CertificateAuthority, Identity, Issued, NameRequest, PrivateKey, Role};
 
 use super::super::apply::{
@@ -151,7 +152,7 @@ fn certificate_secret(
         (Some(key), false) => key
             .to_pem(crate::convert::key_encoding(spec.private_key.encoding))
             .map_err(|e| tlsmint_ca::report(&e))?
-            .expose()
+            .expose_secret()
             .to_owned(),
         // Signed CSRs: the key stays with the requester. `tls.key` must exist in a
         // kubernetes.io/tls Secret, so it is empty.

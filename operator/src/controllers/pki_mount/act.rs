@@ -15,6 +15,7 @@ use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use tlsmint_api::conditions::reason;
 use tlsmint_api::v1alpha1::PkiMount;
+use tlsmint_ca::ExposeSecret as _;
 use tlsmint_ca::{CaConfig, CertificateAuthority, KeyEncoding, PendingIntermediate, PrivateKey};
 
 use super::super::Context;
@@ -112,7 +113,7 @@ fn key_secret(inputs: &Inputs<'_>, certs: String, key: &PrivateKey) -> Result<Se
             (tlsmint_api::TLS_CERT_FILE.to_owned(), certs),
             (
                 tlsmint_api::TLS_KEY_FILE.to_owned(),
-                key_pem.expose().to_owned(),
+                key_pem.expose_secret().to_owned(),
             ),
         ]),
     ))
