@@ -152,6 +152,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let (http, grpc) = listeners.addrs();
     let mut key = [0u8; 32];
     rand::rng().fill_bytes(&mut key);
+    let mut prometheus = tlsmint_runtime::prometheus_client::registry::Registry::default();
     let services = Services {
         registry,
         authenticator: Arc::new(DevAuthenticator::new(
@@ -171,15 +172,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             None
         },
         cpu: tlsmint_runtime::cpu::CpuPool::per_core(),
+        metrics: Arc::new(api::metrics::ApiMetrics::register(&mut prometheus)),
     };
     let shutdown = tlsmint_runtime::shutdown::on_signal();
     if let Some(addr) = args.admin_addr {
         let (bound, _task) = tlsmint_runtime::admin::serve(
             addr,
             tlsmint_runtime::admin::AdminState {
-                registry: Arc::new(
-                    tlsmint_runtime::prometheus_client::registry::Registry::default(),
-                ),
+                registry: Arc::new(prometheus),
                 readiness: tlsmint_runtime::health::Readiness::new(),
                 reuse_port: false,
             },

@@ -15,6 +15,7 @@ use tlsmint_runtime::cli::CommonArgs;
 use tlsmint_runtime::health::Readiness;
 use tlsmint_runtime::{CancellationToken, shutdown, telemetry};
 
+use crate::api::metrics::ApiMetrics;
 use crate::controllers::loader::{self, LoaderConfig};
 use crate::controllers::metrics::Metrics;
 use crate::controllers::{self, Context};
@@ -113,6 +114,7 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
 
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
+    let api_metrics = Arc::new(ApiMetrics::register(&mut registry));
     let readiness = Readiness::new();
     let (_, admin_task) = admin::serve(
         common.admin_addr,
@@ -148,6 +150,7 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
         registry.clone(),
         &api,
         cpu.clone(),
+        api_metrics,
         shutdown.clone(),
     )
     .await

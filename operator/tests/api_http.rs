@@ -6,92 +6,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use serde_json::Value;
 
 const WEB: &str = "system:serviceaccount:apps:web";
 
-/// An answer: status, lower-cased headers, body.
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-}
-
-/// Sends one request with `Connection: close` and reads the whole answer.
-fn send(addr: &str, raw: &[u8]) -> Answer {
-    let mut stream = TcpStream::connect(host(addr)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    stream.write_all(raw).unwrap();
-    let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).unwrap();
-    parse(&buf)
-}
-
-/// `host:port` of a banner address such as `http://127.0.0.1:8200`.
-fn host(addr: &str) -> &str {
-    addr.split("://").last().unwrap().trim_end_matches('/')
-}
-
-fn parse(buf: &[u8]) -> Answer {
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of headers");
-    let head = std::str::from_utf8(&buf[..split]).unwrap();
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    let mut body = buf[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"))
-    {
-        body = dechunk(&body);
-    }
-    Answer {
-        status: status.parse().unwrap(),
-        headers,
-        body,
-    }
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16)
-                .unwrap();
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
-    }
-}
+use common::http::{Answer, host, send};
 
 fn post(addr: &str, path: &str, token: &str, body: &str) -> Answer {
     let raw = format!(
@@ -403,4 +322,41 @@ spec:
         line.contains("not ready") && line.contains("nowhere"),
         "{line}"
     );
+}
+
+#[test]
+fn the_api_counts_its_answers_on_the_admin_port() {
+    let server = common::start(&[
+        "--admin-addr",
+        "127.0.0.1:0",
+        "--rate-limit",
+        "0.5",
+        "--rate-burst",
+        "1",
+    ]);
+    let body = serde_json::json!({"common_name": "a.example.com"});
+    assert_eq!(issue(&server, &body).status, 200);
+    assert_eq!(issue(&server, &body).status, 429);
+    let made_up = post(
+        &server.http,
+        "/v1/pki_int/issue/no-such-role-anywhere",
+        common::ROOT_TOKEN,
+        "{}",
+    );
+    assert_eq!(made_up.status, 404);
+    let admin = server.admin.as_deref().expect("admin address");
+    let metrics = common::http::get(admin, "/metrics");
+    assert_eq!(metrics.status, 200);
+    let text = String::from_utf8_lossy(&metrics.body);
+    for line in [
+        r#"tlsmint_api_requests_total{api="http",endpoint="issue",role="web",result="ok"} 1"#,
+        r#"tlsmint_api_requests_total{api="http",endpoint="issue",role="web",result="resource_exhausted"} 1"#,
+        r#"tlsmint_api_requests_total{api="http",endpoint="issue",role="",result="not_found"} 1"#,
+        r#"tlsmint_api_rate_limited_total{api="http"} 1"#,
+        r#"tlsmint_api_request_duration_seconds_count{api="http",endpoint="issue"} 3"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
+    // A role a caller made up never becomes a label value.
+    assert!(!text.contains("no-such-role-anywhere"), "{text}");
 }

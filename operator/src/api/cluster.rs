@@ -24,6 +24,7 @@ use tlsmint_ca::{CaConfig, CertificateAuthority, KeyEncoding, KeySpec, Subject};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::metrics::ApiMetrics;
 use super::rights::SubjectAccessReviewRights;
 use super::tls::ServingCert;
 use super::tokenreview::TokenReviewAuthenticator;
@@ -91,6 +92,7 @@ pub async fn start(
     registry: Arc<Registry>,
     args: &ApiArgs,
     cpu: tlsmint_runtime::cpu::CpuPool,
+    metrics: Arc<ApiMetrics>,
     shutdown: CancellationToken,
 ) -> Result<ClusterApi, ClusterError> {
     let ca = Arc::new(internal_ca(&client, namespace).await?);
@@ -124,11 +126,13 @@ pub async fn start(
         authenticator: Arc::new(TokenReviewAuthenticator::new(
             client,
             args.token_cache_ttl(),
+            metrics.clone(),
         )),
         revocations: revocations.clone(),
         token_key: token_key(&ca),
         tls: Some(serving),
         cpu,
+        metrics,
     };
     let listeners = super::bind(args, IpAddr::V4(Ipv4Addr::UNSPECIFIED))?;
     let args = args.clone();

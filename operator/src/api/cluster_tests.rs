@@ -21,6 +21,7 @@ use tlsmint_client::{Client, ClientConfig, ClientError, Token, TokenSource};
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{AuthError, Authenticator};
+use super::metrics::ApiMetrics;
 use super::tokenreview::TokenReviewAuthenticator;
 use super::{ApiArgs, Services};
 use crate::registry::{MountEntry, MountStatus, Registry, RoleEntry};
@@ -149,7 +150,15 @@ async fn scenario(client: kube::Client, ns: String) {
     let pod = created.expect("pod created");
 
     // TokenReview: pod-bound token for our audience, wrong audience, garbage.
-    let auth = TokenReviewAuthenticator::new(client.clone(), Duration::from_secs(10));
+    let mut prometheus = prometheus_client::registry::Registry::default();
+    let api_metrics = Arc::new(ApiMetrics::register(&mut prometheus));
+    let metrics_text = |registry: &prometheus_client::registry::Registry| {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, registry).unwrap();
+        out
+    };
+    let auth =
+        TokenReviewAuthenticator::new(client.clone(), Duration::from_secs(10), api_metrics.clone());
     let web_token = token(&client, &ns, "web", "tlsmint", Some(&pod)).await;
     let caller = auth.authenticate(&web_token).await.unwrap();
     assert_eq!(
@@ -160,6 +169,16 @@ async fn scenario(client: kube::Client, ns: String) {
     assert_eq!(caller.pod_uid, pod.metadata.uid);
     let cached = auth.authenticate(&web_token).await.unwrap();
     assert_eq!(cached, caller);
+    // One real TokenReview, then the cache: both counted.
+    let text = metrics_text(&prometheus);
+    assert!(
+        text.contains(r#"tlsmint_api_token_review_cache_total{result="miss"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"tlsmint_api_token_review_cache_total{result="hit"} 1"#),
+        "{text}"
+    );
     let other_audience = token(&client, &ns, "web", "https://kubernetes.default.svc", None).await;
     let err = auth.authenticate(&other_audience).await.unwrap_err();
     assert!(matches!(err, AuthError::Rejected(_)), "{err}");
@@ -206,6 +225,7 @@ async fn scenario(client: kube::Client, ns: String) {
         token_key: [3; 32],
         tls: None,
         cpu: tlsmint_runtime::cpu::CpuPool::new(2),
+        metrics: api_metrics.clone(),
     };
     let server = tokio::spawn({
         let shutdown = shutdown.clone();
@@ -278,6 +298,17 @@ async fn scenario(client: kube::Client, ns: String) {
     )
     .await;
     let serial = issued["data"]["serial_number"].as_str().unwrap().to_owned();
+    // The API's own metrics saw each answer with its class.
+    let text = metrics_text(&prometheus);
+    for line in [
+        r#"tlsmint_api_requests_total{api="grpc",endpoint="issue",role="web",result="ok"} 1"#,
+        r#"tlsmint_api_requests_total{api="grpc",endpoint="issue",role="web",result="permission_denied"} 1"#,
+        r#"tlsmint_api_requests_total{api="grpc",endpoint="issue",role="web",result="unauthenticated"} 1"#,
+        r#"tlsmint_api_requests_total{api="http",endpoint="login",role="",result="ok"} 1"#,
+        r#"tlsmint_api_requests_total{api="http",endpoint="issue",role="web",result="ok"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
 
     // Revoking by serial needs the RBAC verb `revoke` on the PkiMount, which `web` lacks:
     // the SubjectAccessReview says no, and the answer names the missing right.

@@ -5,7 +5,7 @@
 //! request bodies, tokens or keys.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tlsmint_ca::ExposeSecret as _;
 use tlsmint_ca::{KeyEncoding, NameRequest};
@@ -21,6 +21,7 @@ use super::audit::{self, Channel};
 use super::auth::Caller;
 use super::error::ApiError;
 use super::issue::{self, Call, Kind, Outcome};
+use super::metrics::{Api, Endpoint, ResultClass};
 use crate::registry::RoleStatus;
 
 /// Largest gRPC message accepted (a CSR is a few KiB).
@@ -36,6 +37,31 @@ impl IssuerService {
     /// The tonic server for `state`.
     pub fn server(state: Arc<ApiState>) -> IssuerServer<Self> {
         IssuerServer::new(IssuerService { state }).max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// Runs one call and counts its answer by endpoint, role and class.
+    async fn observed<T>(
+        &self,
+        endpoint: Endpoint,
+        role: &str,
+        call: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let started = Instant::now();
+        let result = call.await;
+        let class = match &result {
+            Ok(_) => ResultClass::OK,
+            Err(status) => ResultClass::of_code(status.code()),
+        };
+        let role = (!role.is_empty()).then_some(role);
+        self.state.metrics.record(
+            &self.state.registry,
+            Api::Grpc,
+            endpoint,
+            role,
+            class,
+            started.elapsed(),
+        );
+        result
     }
 
     async fn caller<T>(&self, op: &'static str, req: &Request<T>) -> Result<Caller, Status> {
@@ -108,9 +134,42 @@ fn require_role(role: &str) -> Result<(), Status> {
     Ok(())
 }
 
+/// Every call is timed and counted (`tlsmint_api_*`) around its inner method.
 #[tonic::async_trait]
 impl Issuer for IssuerService {
     async fn check_policy(
+        &self,
+        req: Request<CheckPolicyRequest>,
+    ) -> Result<Response<CheckPolicyResponse>, Status> {
+        let role = req.get_ref().role.clone();
+        self.observed(Endpoint::CheckPolicy, &role, self.check_policy_inner(req))
+            .await
+    }
+
+    async fn issue(&self, req: Request<IssueRequest>) -> Result<Response<IssueResponse>, Status> {
+        let role = req.get_ref().role.clone();
+        self.observed(Endpoint::Issue, &role, self.issue_inner(req))
+            .await
+    }
+
+    async fn sign(&self, req: Request<SignRequest>) -> Result<Response<SignResponse>, Status> {
+        let role = req.get_ref().role.clone();
+        self.observed(Endpoint::Sign, &role, self.sign_inner(req))
+            .await
+    }
+
+    async fn get_ca_bundle(
+        &self,
+        req: Request<GetCaBundleRequest>,
+    ) -> Result<Response<GetCaBundleResponse>, Status> {
+        let role = req.get_ref().role.clone();
+        self.observed(Endpoint::Ca, &role, self.get_ca_bundle_inner(req))
+            .await
+    }
+}
+
+impl IssuerService {
+    async fn check_policy_inner(
         &self,
         req: Request<CheckPolicyRequest>,
     ) -> Result<Response<CheckPolicyResponse>, Status> {
@@ -146,7 +205,10 @@ impl Issuer for IssuerService {
         Ok(Response::new(response))
     }
 
-    async fn issue(&self, req: Request<IssueRequest>) -> Result<Response<IssueResponse>, Status> {
+    async fn issue_inner(
+        &self,
+        req: Request<IssueRequest>,
+    ) -> Result<Response<IssueResponse>, Status> {
         let caller = self.caller("issue", &req).await?;
         let body = req.into_inner();
         require_role(&body.role)?;
@@ -188,7 +250,10 @@ impl Issuer for IssuerService {
         }))
     }
 
-    async fn sign(&self, req: Request<SignRequest>) -> Result<Response<SignResponse>, Status> {
+    async fn sign_inner(
+        &self,
+        req: Request<SignRequest>,
+    ) -> Result<Response<SignResponse>, Status> {
         let caller = self.caller("sign", &req).await?;
         let body = req.into_inner();
         require_role(&body.role)?;
@@ -208,7 +273,7 @@ impl Issuer for IssuerService {
         }))
     }
 
-    async fn get_ca_bundle(
+    async fn get_ca_bundle_inner(
         &self,
         req: Request<GetCaBundleRequest>,
     ) -> Result<Response<GetCaBundleResponse>, Status> {

@@ -32,6 +32,7 @@ pub mod conn;
 pub mod error;
 pub mod grpc;
 pub mod issue;
+pub mod metrics;
 pub mod ocsp;
 pub mod ratelimit;
 pub mod recent;
@@ -52,6 +53,7 @@ use tokio_util::sync::CancellationToken;
 use crate::registry::Registry;
 use crate::revocation::{self, Revocations};
 use auth::Authenticator;
+use metrics::ApiMetrics;
 use ratelimit::RateLimiter;
 use recent::RecentCerts;
 use rights::Rights;
@@ -208,6 +210,8 @@ pub struct ApiState {
     pub policy_checkers: Vec<String>,
     /// Where slow issuance work (RSA key generation) runs; shared with the controllers.
     pub cpu: tlsmint_runtime::cpu::CpuPool,
+    /// The API's own metrics (`tlsmint_api_*`).
+    pub metrics: Arc<ApiMetrics>,
 }
 
 impl std::fmt::Debug for dyn Rights {
@@ -239,6 +243,8 @@ pub struct Services {
     pub tls: Option<Arc<ServingCert>>,
     /// Where slow issuance work runs (the controllers' pool in cluster mode).
     pub cpu: tlsmint_runtime::cpu::CpuPool,
+    /// The API's own metrics (`tlsmint_api_*`), registered on the admin port by the caller.
+    pub metrics: Arc<ApiMetrics>,
 }
 
 impl std::fmt::Debug for Services {
@@ -345,6 +351,7 @@ pub async fn serve(
             .filter(|c| !c.is_empty())
             .collect(),
         cpu: services.cpu,
+        metrics: services.metrics,
     });
     tokio::spawn(
         services

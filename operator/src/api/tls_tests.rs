@@ -93,6 +93,7 @@ async fn grpc_and_https_serve_tls_and_pick_up_a_new_certificate_without_restart(
         token_key: [1; 32],
         tls: Some(serving.clone()),
         cpu: tlsmint_runtime::cpu::CpuPool::new(2),
+        metrics: std::sync::Arc::new(crate::api::metrics::ApiMetrics::unregistered()),
     };
     let server = tokio::spawn({
         let shutdown = shutdown.clone();

@@ -12,7 +12,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
@@ -22,6 +22,7 @@ use tlsmint_api::csi::TOKEN_AUDIENCE;
 use super::auth::{
     AuthError, Authenticator, BoxFuture, Caller, jwt_claims, parse_username, token_hash,
 };
+use super::metrics::ApiMetrics;
 
 /// Cache entries kept before expired ones are swept.
 const MAX_ENTRIES: usize = 10_000;
@@ -36,6 +37,7 @@ pub struct TokenReviewAuthenticator {
     audience: String,
     ttl: Duration,
     cache: Mutex<HashMap<[u8; 32], CacheEntry>>,
+    metrics: Arc<ApiMetrics>,
 }
 
 type CacheEntry = (Instant, Result<Caller, AuthError>);
@@ -50,13 +52,15 @@ impl std::fmt::Debug for TokenReviewAuthenticator {
 }
 
 impl TokenReviewAuthenticator {
-    /// Reviews tokens for the `tlsmint` audience, caching results for `ttl`.
-    pub fn new(client: kube::Client, ttl: Duration) -> Self {
+    /// Reviews tokens for the `tlsmint` audience, caching results for `ttl`;
+    /// counts cache hits and misses in `metrics`.
+    pub fn new(client: kube::Client, ttl: Duration, metrics: Arc<ApiMetrics>) -> Self {
         TokenReviewAuthenticator {
             api: Api::all(client),
             audience: TOKEN_AUDIENCE.to_owned(),
             ttl,
             cache: Mutex::new(HashMap::new()),
+            metrics,
         }
     }
 
@@ -135,8 +139,10 @@ impl Authenticator for TokenReviewAuthenticator {
             let key = token_hash(token);
             let now = Instant::now();
             if let Some(hit) = self.cached(&key, now) {
+                self.metrics.token_review(true);
                 return hit;
             }
+            self.metrics.token_review(false);
             let result = self.review(token).await;
             let until = match &result {
                 Ok(_) => now + self.ttl.min(time_left(token).unwrap_or(self.ttl)),

@@ -57,6 +57,9 @@ pub fn auth(auth: Value) -> Response {
 /// A rate-limited answer carries `Retry-After` (whole seconds).
 pub fn error(err: &ApiError) -> Response {
     let mut resp = json_response(err.http_status(), json!({ "errors": [err.message()] }));
+    // The class the metrics count this answer under (two errors share a status).
+    resp.extensions_mut()
+        .insert(crate::api::metrics::ResultClass::of(err));
     if let Some(secs) = err.retry_after_secs() {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));

@@ -72,6 +72,7 @@ fn state() -> Arc<ApiState> {
         rights: Arc::new(crate::api::rights::DevRights),
         policy_checkers: Vec::new(),
         cpu: tlsmint_runtime::cpu::CpuPool::new(1),
+        metrics: std::sync::Arc::new(crate::api::metrics::ApiMetrics::unregistered()),
         revocations: Revocations::new(Arc::new(MemoryStore::default()), Default::default()),
         limiter: RateLimiter::new(0.0, 0),
         tokens: ClientTokens::new(&[7; 32]),

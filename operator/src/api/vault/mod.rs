@@ -24,12 +24,15 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::routing::any;
+use std::time::Instant;
+
 use time::OffsetDateTime;
 
 use super::ApiState;
 use super::audit::{self, Channel};
 use super::auth::{AuthError, Caller};
 use super::error::ApiError;
+use super::metrics::{Api, Endpoint, ResultClass};
 use crate::registry::MountEntry;
 
 /// Largest request body accepted.
@@ -93,6 +96,43 @@ async fn dispatch(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let started = Instant::now();
+    let mut seen = Seen {
+        endpoint: Endpoint::Other,
+        role: None,
+    };
+    let response = route(&state, &mut seen, method, rest, &headers, body).await;
+    // Answers built from an ApiError carry its class; the rest are classed by status.
+    let class = response
+        .extensions()
+        .get::<ResultClass>()
+        .copied()
+        .unwrap_or_else(|| ResultClass::of_status(response.status()));
+    state.metrics.record(
+        &state.registry,
+        Api::Http,
+        seen.endpoint,
+        seen.role.as_deref(),
+        class,
+        started.elapsed(),
+    );
+    response
+}
+
+/// What [`route`] found out about a request, for the metrics.
+struct Seen {
+    endpoint: Endpoint,
+    role: Option<String>,
+}
+
+async fn route(
+    state: &Arc<ApiState>,
+    seen: &mut Seen,
+    method: Method,
+    rest: Result<Path<String>, PathRejection>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let Path(rest) = match rest {
         Ok(rest) => rest,
         Err(e) => return rejected(e.status(), "request path", &e.body_text()),
@@ -104,30 +144,47 @@ async fn dispatch(
     let path = rest.trim_matches('/');
     let write = method == Method::POST || method == Method::PUT;
     match path {
-        "sys/health" => return read::health(),
-        "auth/kubernetes/login" if write => return pki::login(&state, &body).await,
+        "sys/health" => {
+            seen.endpoint = Endpoint::Health;
+            return read::health();
+        }
+        "auth/kubernetes/login" if write => {
+            seen.endpoint = Endpoint::Login;
+            return pki::login(state, &body).await;
+        }
         "auth/kubernetes/login" => return unsupported(&method, path),
         _ => {}
     }
-    let Some((mount, endpoint)) = find_mount(&state, path) else {
+    let Some((mount, endpoint)) = find_mount(state, path) else {
         return not_found_route(path);
     };
     let segments: Vec<&str> = endpoint.split('/').collect();
+    seen.endpoint = match segments.first().copied() {
+        Some("issue") => Endpoint::Issue,
+        Some("sign") => Endpoint::Sign,
+        Some("revoke" | "revoke-with-key") => Endpoint::Revoke,
+        Some("ocsp") => Endpoint::Ocsp,
+        Some("ca" | "ca_chain") => Endpoint::Ca,
+        Some("crl") => Endpoint::Crl,
+        Some("cert") => Endpoint::Cert,
+        _ => Endpoint::Other,
+    };
+    if let ["issue" | "sign", role] = segments.as_slice() {
+        seen.role = Some((*role).to_owned());
+    }
     match (segments.as_slice(), write, method == Method::GET) {
-        (["issue", role], true, _) => {
-            pki::issue(&state, &headers, &mount, role, &body, false).await
-        }
-        (["sign", role], true, _) => pki::issue(&state, &headers, &mount, role, &body, true).await,
-        (["revoke"], true, _) => pki::revoke(&state, &headers, &mount, &body, false).await,
-        (["revoke-with-key"], true, _) => pki::revoke(&state, &headers, &mount, &body, true).await,
-        (["ocsp"], true, _) => read::ocsp_post(&state, &mount, &body).await,
-        (["ocsp", ..], _, true) => read::ocsp_get(&state, &mount, &endpoint["ocsp/".len()..]).await,
+        (["issue", role], true, _) => pki::issue(state, headers, &mount, role, &body, false).await,
+        (["sign", role], true, _) => pki::issue(state, headers, &mount, role, &body, true).await,
+        (["revoke"], true, _) => pki::revoke(state, headers, &mount, &body, false).await,
+        (["revoke-with-key"], true, _) => pki::revoke(state, headers, &mount, &body, true).await,
+        (["ocsp"], true, _) => read::ocsp_post(state, &mount, &body).await,
+        (["ocsp", ..], _, true) => read::ocsp_get(state, &mount, &endpoint["ocsp/".len()..]).await,
         (["ca"], _, true) => read::ca_der(&mount),
         (["ca", "pem"], _, true) => read::ca_pem(&mount),
         (["ca_chain"], _, true) => read::ca_chain(&mount),
-        (["crl"], _, true) => read::crl(&state, &mount, false).await,
-        (["crl", "pem"], _, true) => read::crl(&state, &mount, true).await,
-        (["cert", serial], _, true) => read::cert(&state, &mount, serial).await,
+        (["crl"], _, true) => read::crl(state, &mount, false).await,
+        (["crl", "pem"], _, true) => read::crl(state, &mount, true).await,
+        (["cert", serial], _, true) => read::cert(state, &mount, serial).await,
         (["issue" | "sign", _] | ["revoke" | "revoke-with-key"] | ["ocsp"], false, _)
         | (["ca" | "ca_chain" | "crl" | "cert", ..], true, _) => unsupported(&method, path),
         _ => not_found_route(path),
