@@ -99,7 +99,7 @@ impl CertificateAuthority {
         }
         let key = PrivateKey::generate(cfg.key)?;
         let mut params = ca_params(cfg, now, Some(parent.info.not_after))?;
-        parent.options.urls.apply(&mut params);
+        parent.options.urls.apply(&mut params)?;
         let cert = params
             .signed_by(&key, &parent.issuer)
             .map_err(|e| Error::signing("intermediate CA certificate", e))?;

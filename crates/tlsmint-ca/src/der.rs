@@ -1,10 +1,18 @@
-//! A minimal DER reader and writer for the few structures rcgen does not
-//! build for us: the Authority Information Access extension, the inner key of
-//! a PKCS#8 document, and (for the OCSP responder) simple SEQUENCEs.
+//! Thin helpers over RustCrypto's [`der`](::der) crate, which does all DER
+//! reading and writing in this crate (OCSP in [`crate::ocsp`], the Authority
+//! Information Access extension in [`crate::subject`]).
 //!
-//! Only definite-length encodings are accepted; anything else is an error.
+//! Why this module still exists: it keeps the small byte-level view that the
+//! fuzz targets (`tests/fuzz.rs`) and a few callers use — one TLV as
+//! (identifier octet, contents, rest), and the inner key of a PKCS#8 document —
+//! and it turns the `der` crate's errors into short, fixed descriptions that
+//! never quote the input. No lengths are parsed or written here: headers are
+//! read by [`::der::Header`], PKCS#8 by the `pkcs8` crate. Only definite-length
+//! DER is accepted (the `der` crate is built without its `ber` feature).
 
-/// DER tags used by the engine.
+use ::der::{Decode, ErrorKind, Header, Reader, SliceReader};
+
+/// Identifier octets of the universal tags callers look for.
 pub mod tag {
     /// INTEGER
     pub const INTEGER: u8 = 0x02;
@@ -12,18 +20,10 @@ pub mod tag {
     pub const BIT_STRING: u8 = 0x03;
     /// OCTET STRING
     pub const OCTET_STRING: u8 = 0x04;
-    /// NULL
-    pub const NULL: u8 = 0x05;
     /// OBJECT IDENTIFIER
     pub const OID: u8 = 0x06;
-    /// ENUMERATED
-    pub const ENUMERATED: u8 = 0x0a;
-    /// GeneralizedTime
-    pub const GENERALIZED_TIME: u8 = 0x18;
     /// SEQUENCE (constructed)
     pub const SEQUENCE: u8 = 0x30;
-    /// Context-specific primitive tag 6, IA5String uniformResourceIdentifier in GeneralName.
-    pub const GENERAL_NAME_URI: u8 = 0x86;
 }
 
 /// A DER structure could not be read.
@@ -31,30 +31,42 @@ pub mod tag {
 #[error("malformed DER: {0}")]
 pub struct DerError(pub &'static str);
 
-/// Reads one TLV from the front of `input`: (tag, contents, rest).
-pub fn read_tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8]), DerError> {
-    let (&tag, rest) = input.split_first().ok_or(DerError("truncated tag"))?;
-    let (&first, rest) = rest.split_first().ok_or(DerError("truncated length"))?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return Err(DerError("bad length"));
-        }
-        let mut len = 0usize;
-        for &b in &rest[..n] {
-            len = (len << 8) | usize::from(b);
-        }
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return Err(DerError("contents shorter than their length"));
+impl From<::der::Error> for DerError {
+    fn from(err: ::der::Error) -> Self {
+        DerError(describe(&err))
     }
-    Ok((tag, &rest[..len], &rest[len..]))
 }
 
-/// Reads a TLV and checks its tag.
+/// A fixed, input-free description of what the `der` crate refused.
+pub(crate) fn describe(err: &::der::Error) -> &'static str {
+    match err.kind() {
+        ErrorKind::Incomplete { .. } => "truncated (a length runs past the end of the input)",
+        ErrorKind::IndefiniteLength => "indefinite length (BER), not DER",
+        ErrorKind::TrailingData { .. } => "trailing data after a value",
+        ErrorKind::TagUnexpected { .. } => "unexpected tag",
+        ErrorKind::TagNumberInvalid | ErrorKind::TagUnknown { .. } => "unsupported tag",
+        ErrorKind::Noncanonical { .. } => "non-canonical encoding",
+        ErrorKind::Length { .. } | ErrorKind::Overlength | ErrorKind::Overflow => "bad length",
+        ErrorKind::NestingDepth => "nested too deeply",
+        ErrorKind::OidMalformed => "malformed object identifier",
+        ErrorKind::DateTime => "bad date or time",
+        ErrorKind::Value { .. } => "bad value",
+        _ => "not valid DER",
+    }
+}
+
+/// Reads one TLV from the front of `input`: (first identifier octet, contents, rest).
+pub fn read_tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8]), DerError> {
+    let mut reader = SliceReader::new(input)?;
+    let header = Header::decode(&mut reader)?;
+    let contents = reader.read_slice(header.length())?;
+    let used = usize::try_from(reader.position())?;
+    let identifier = input.first().copied().ok_or(DerError("truncated tag"))?;
+    let rest = input.get(used..).ok_or(DerError("bad length"))?;
+    Ok((identifier, contents, rest))
+}
+
+/// Reads a TLV and checks its identifier octet: (contents, rest).
 pub fn expect(input: &[u8], want: u8) -> Result<(&[u8], &[u8]), DerError> {
     let (tag, contents, rest) = read_tlv(input)?;
     if tag != want {
@@ -63,115 +75,29 @@ pub fn expect(input: &[u8], want: u8) -> Result<(&[u8], &[u8]), DerError> {
     Ok((contents, rest))
 }
 
-/// Encodes one TLV.
-pub fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(contents.len() + 6);
-    out.push(tag);
-    let len = contents.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|&&b| b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(contents);
-    out
-}
-
-/// Encodes a SEQUENCE of already-encoded elements.
-pub fn sequence(parts: &[&[u8]]) -> Vec<u8> {
-    tlv(tag::SEQUENCE, &parts.concat())
-}
-
-/// Encodes an OBJECT IDENTIFIER from its arcs.
-pub fn oid(arcs: &[u64]) -> Vec<u8> {
-    let mut body = Vec::new();
-    if arcs.len() >= 2 {
-        push_base128(&mut body, arcs[0] * 40 + arcs[1]);
-        for &arc in &arcs[2..] {
-            push_base128(&mut body, arc);
-        }
-    }
-    tlv(tag::OID, &body)
-}
-
-fn push_base128(out: &mut Vec<u8>, mut value: u64) {
-    let mut tmp = [0u8; 10];
-    let mut i = tmp.len();
-    loop {
-        i -= 1;
-        tmp[i] = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            break;
-        }
-    }
-    let last = tmp.len() - 1;
-    for (j, b) in tmp.iter().enumerate().skip(i) {
-        out.push(if j == last { *b } else { b | 0x80 });
-    }
-}
-
-/// Encodes a non-negative INTEGER from big-endian magnitude bytes.
-pub fn unsigned_integer(magnitude: &[u8]) -> Vec<u8> {
-    let trimmed: &[u8] = {
-        let skip = magnitude.iter().take_while(|&&b| b == 0).count();
-        &magnitude[skip.min(magnitude.len().saturating_sub(1))..]
-    };
-    let mut body = Vec::with_capacity(trimmed.len() + 1);
-    if trimmed.first().is_none_or(|b| b & 0x80 != 0) {
-        body.push(0);
-    }
-    body.extend_from_slice(trimmed);
-    tlv(tag::INTEGER, &body)
-}
-
-/// OID arcs of id-ad-ocsp (1.3.6.1.5.5.7.48.1).
-pub const ID_AD_OCSP: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 1];
-/// OID arcs of id-ad-caIssuers (1.3.6.1.5.5.7.48.2).
-pub const ID_AD_CA_ISSUERS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 2];
-/// OID arcs of id-pe-authorityInfoAccess (1.3.6.1.5.5.7.1.1).
-pub const ID_PE_AUTHORITY_INFO_ACCESS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];
-
-/// The value of an Authority Information Access extension (RFC 5280
-/// 4.2.2.1) with OCSP responders first, then CA issuer URLs.
-pub fn authority_info_access(ocsp: &[String], ca_issuers: &[String]) -> Vec<u8> {
-    let mut parts = Vec::new();
-    for (method, urls) in [(ID_AD_OCSP, ocsp), (ID_AD_CA_ISSUERS, ca_issuers)] {
-        for url in urls {
-            parts.push(sequence(&[
-                &oid(method),
-                &tlv(tag::GENERAL_NAME_URI, url.as_bytes()),
-            ]));
-        }
-    }
-    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-    sequence(&refs)
-}
-
-/// The privateKey OCTET STRING contents of a PKCS#8 PrivateKeyInfo. For RSA
-/// this is exactly the PKCS#1 RSAPrivateKey.
+/// The privateKey OCTET STRING contents of a PKCS#8 PrivateKeyInfo (v1 or v2).
+/// For RSA this is exactly the PKCS#1 RSAPrivateKey.
 pub fn pkcs8_private_key_octets(pkcs8: &[u8]) -> Result<&[u8], DerError> {
-    let (info, _) = expect(pkcs8, tag::SEQUENCE)?;
-    let (_version, rest) = expect(info, tag::INTEGER)?;
-    let (_algorithm, rest) = expect(rest, tag::SEQUENCE)?;
-    let (octets, _) = expect(rest, tag::OCTET_STRING)?;
-    Ok(octets)
+    let (info, _) = pkcs8::PrivateKeyInfoRef::from_der_partial(pkcs8)?;
+    Ok(info.private_key.as_bytes())
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    //! The `der` crate must write exactly the bytes the former hand codec wrote.
+
     use super::*;
+    use ::der::Encode;
+    use ::der::asn1::{ObjectIdentifier, OctetStringRef, UintRef};
 
     #[test]
     fn encodes_lengths_in_short_and_long_form() {
-        assert_eq!(tlv(0x04, &[1, 2]), vec![0x04, 2, 1, 2]);
-        let long = tlv(0x04, &[0u8; 200]);
+        let short = OctetStringRef::new(&[1, 2]).unwrap().to_der().unwrap();
+        assert_eq!(short, vec![0x04, 2, 1, 2]);
+        let long = OctetStringRef::new(&[0u8; 200]).unwrap().to_der().unwrap();
         assert_eq!(&long[..3], &[0x04, 0x81, 200]);
-        let longer = tlv(0x04, &[0u8; 300]);
+        let longer = OctetStringRef::new(&[0u8; 300]).unwrap().to_der().unwrap();
         assert_eq!(&longer[..4], &[0x04, 0x82, 0x01, 0x2c]);
         let (tag, contents, rest) = read_tlv(&longer).unwrap();
         assert_eq!((tag, contents.len(), rest.len()), (0x04, 300, 0));
@@ -179,22 +105,22 @@ mod tests {
 
     #[test]
     fn encodes_oids_and_integers() {
-        // 1.3.6.1.5.5.7.48.1
+        let oid = |s: &str| ObjectIdentifier::new(s).unwrap().to_der().unwrap();
+        let uint = |b: &[u8]| UintRef::new(b).unwrap().to_der().unwrap();
         assert_eq!(
-            oid(ID_AD_OCSP),
+            oid("1.3.6.1.5.5.7.48.1"),
             vec![0x06, 0x08, 0x2b, 6, 1, 5, 5, 7, 0x30, 1]
         );
         // 1.2.840.10045 uses multi-byte arcs
         assert_eq!(
-            oid(&[1, 2, 840, 10045]),
+            oid("1.2.840.10045"),
             vec![0x06, 0x05, 0x2a, 0x86, 0x48, 0xce, 0x3d]
         );
-        assert_eq!(unsigned_integer(&[0x80]), vec![0x02, 0x02, 0x00, 0x80]);
-        assert_eq!(
-            unsigned_integer(&[0x00, 0x00, 0x01]),
-            vec![0x02, 0x01, 0x01]
-        );
-        assert_eq!(unsigned_integer(&[]), vec![0x02, 0x01, 0x00]);
+        assert_eq!(uint(&[0x80]), vec![0x02, 0x02, 0x00, 0x80]);
+        assert_eq!(uint(&[0x00, 0x00, 0x01]), vec![0x02, 0x01, 0x01]);
+        // Zero: `der` writes an empty magnitude as an empty INTEGER, so zero is `[0]`
+        // (the hand codec took `[]` too; no caller passes an empty magnitude).
+        assert_eq!(uint(&[0x00]), vec![0x02, 0x01, 0x00]);
     }
 
     #[test]
@@ -203,5 +129,19 @@ mod tests {
         assert!(read_tlv(&[0x30]).is_err());
         assert!(read_tlv(&[0x30, 0x80]).is_err());
         assert!(read_tlv(&[0x30, 0x05, 1, 2]).is_err());
+        assert_eq!(
+            read_tlv(&[0x30, 0x80, 0x00, 0x00]).unwrap_err(),
+            DerError("indefinite length (BER), not DER")
+        );
+    }
+
+    #[test]
+    fn reads_the_pkcs8_inner_key() {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let pkcs8 = pair.serialize_der();
+        let inner = pkcs8_private_key_octets(&pkcs8).unwrap();
+        // An ECPrivateKey (RFC 5915): a SEQUENCE starting with version 1.
+        assert_eq!(&inner[..1], &[tag::SEQUENCE]);
+        assert!(pkcs8_private_key_octets(&[0x30, 0x03, 0x02, 0x01, 0x00]).is_err());
     }
 }

@@ -268,7 +268,7 @@ impl CertificateAuthority {
         params.key_usages = key_usages(&role.profile.key_usages, key, &mut warnings);
         params.extended_key_usages = ext_key_usages(&role.profile);
         params.use_authority_key_identifier_extension = true;
-        self.options().urls.apply(&mut params);
+        self.options().urls.apply(&mut params)?;
         let public_key = rcgen::SubjectPublicKeyInfo::from_der(spki_der)
             .map_err(|e| Error::CsrMalformed(format!("unsupported public key: {e}")))?;
         let cert = params

@@ -10,10 +10,18 @@
 use std::time::Duration;
 
 use aws_lc_rs::digest;
+use der::asn1::{
+    AnyRef, BitStringRef, GeneralizedTime, IntRef, Null, ObjectIdentifier, OctetStringRef,
+    SequenceRef,
+};
+use der::{
+    Choice, DateTime, Decode, Encode, Enumerated, Reader, Sequence, SliceReader, Tag, TagNumber,
+};
+use spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 use time::OffsetDateTime;
 
 use crate::ca::CertificateAuthority;
-use crate::der::{self, tag};
+use crate::der::describe;
 use crate::error::{Error, Result};
 use crate::key::KeySpec;
 use crate::serial::Serial;
@@ -23,16 +31,17 @@ pub const MAX_REQUESTS: usize = 16;
 /// Largest request accepted, in bytes.
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 
-const CTX0: u8 = 0xa0;
-const CTX1: u8 = 0xa1;
-const CTX2: u8 = 0xa2;
-
-const SHA1: &[u64] = &[1, 3, 14, 3, 2, 26];
-const SHA256: &[u64] = &[2, 16, 840, 1, 101, 3, 4, 2, 1];
-const SHA384: &[u64] = &[2, 16, 840, 1, 101, 3, 4, 2, 2];
-const SHA512: &[u64] = &[2, 16, 840, 1, 101, 3, 4, 2, 3];
-const ID_PKIX_OCSP_BASIC: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 1, 1];
-const ID_PKIX_OCSP_NONCE: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 48, 1, 2];
+// OIDs as consts: `new_unwrap` runs at compile time, a typo fails the build.
+const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
+const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+const SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
+const SHA512: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.3");
+const ID_PKIX_OCSP_BASIC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.1");
+const ID_PKIX_OCSP_NONCE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1.2");
+const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+const ID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+const SHA256_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11");
 
 /// Why a request could not be answered. Maps to an OCSP `responseStatus`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -116,60 +125,168 @@ pub enum CertStatus {
     Unknown,
 }
 
-/// Parses a DER `OCSPRequest`.
+// The ASN.1 of RFC 6960 (module OCSP-2013-88, EXPLICIT TAGS), as far as tlsmint
+// reads or writes it. Parts that are read but not used are kept as `AnyRef` (any
+// well-formed TLV), so they are checked for DER framing but not interpreted.
+// Written here with the `der` derives because x509-ocsp's releases need der 0.7.
+
+/// `OCSPRequest ::= SEQUENCE { tbsRequest, optionalSignature [0] EXPLICIT OPTIONAL }`
+#[derive(Debug, Sequence)]
+struct OcspRequestDer<'a> {
+    tbs_request: TbsRequest<'a>,
+    #[asn1(context_specific = "0", optional = "true")]
+    optional_signature: Option<AnyRef<'a>>,
+}
+
+/// `TBSRequest`: version and requestorName are skipped; a nonce is looked for in
+/// the requestExtensions.
+#[derive(Debug, Sequence)]
+struct TbsRequest<'a> {
+    #[asn1(context_specific = "0", optional = "true")]
+    version: Option<AnyRef<'a>>,
+    #[asn1(context_specific = "1", optional = "true")]
+    requestor_name: Option<AnyRef<'a>>,
+    request_list: Vec<Request<'a>>,
+    /// Each an [`Extension`], kept as read so that the nonce is echoed byte for byte.
+    #[asn1(context_specific = "2", optional = "true")]
+    request_extensions: Option<Vec<AnyRef<'a>>>,
+}
+
+/// `Request ::= SEQUENCE { reqCert CertID, singleRequestExtensions [0] EXPLICIT OPTIONAL }`
+#[derive(Debug, Sequence)]
+struct Request<'a> {
+    req_cert: CertIdDer<'a>,
+    #[asn1(context_specific = "0", optional = "true")]
+    single_request_extensions: Option<AnyRef<'a>>,
+}
+
+/// `CertID`
+#[derive(Debug, Sequence)]
+struct CertIdDer<'a> {
+    hash_algorithm: AlgorithmIdentifierRef<'a>,
+    issuer_name_hash: &'a OctetStringRef,
+    issuer_key_hash: &'a OctetStringRef,
+    serial_number: IntRef<'a>,
+}
+
+/// `Extension` (RFC 5280)
+#[derive(Debug, Sequence)]
+struct Extension<'a> {
+    extn_id: ObjectIdentifier,
+    #[asn1(default = "Default::default")]
+    critical: bool,
+    extn_value: &'a OctetStringRef,
+}
+
+/// `OCSPResponseStatus` on the wire: [`ResponseStatus`] plus `successful (0)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enumerated)]
+#[repr(u32)]
+enum StatusDer {
+    Successful = 0,
+    MalformedRequest = 1,
+    InternalError = 2,
+    TryLater = 3,
+    Unauthorized = 6,
+}
+
+/// `OCSPResponse ::= SEQUENCE { responseStatus, responseBytes [0] EXPLICIT OPTIONAL }`
+#[derive(Debug, Sequence)]
+struct OcspResponseDer<'a> {
+    response_status: StatusDer,
+    #[asn1(context_specific = "0", optional = "true")]
+    response_bytes: Option<ResponseBytes<'a>>,
+}
+
+/// `ResponseBytes ::= SEQUENCE { responseType OID, response OCTET STRING }`
+#[derive(Debug, Sequence)]
+struct ResponseBytes<'a> {
+    response_type: ObjectIdentifier,
+    response: &'a OctetStringRef,
+}
+
+/// `BasicOCSPResponse`; the tbsResponseData is carried as the very bytes signed.
+#[derive(Debug, Sequence)]
+struct BasicOcspResponse<'a> {
+    tbs_response_data: AnyRef<'a>,
+    signature_algorithm: AlgorithmIdentifierRef<'a>,
+    signature: BitStringRef<'a>,
+    #[asn1(context_specific = "0", optional = "true")]
+    certs: Option<Vec<AnyRef<'a>>>,
+}
+
+/// `ResponseData` as tlsmint writes it: version v1 (the DEFAULT, so absent), the
+/// responder `byKey [2] KeyHash`, and the nonce extension echoed back if asked.
+#[derive(Debug, Sequence)]
+struct ResponseData<'a> {
+    #[asn1(context_specific = "2")]
+    responder_key_hash: &'a OctetStringRef,
+    produced_at: GeneralizedTime,
+    responses: Vec<SingleResponse<'a>>,
+    #[asn1(context_specific = "1", optional = "true")]
+    response_extensions: Option<Vec<AnyRef<'a>>>,
+}
+
+/// `SingleResponse`; the certID is the requester's, echoed as read.
+#[derive(Debug, Sequence)]
+struct SingleResponse<'a> {
+    cert_id: AnyRef<'a>,
+    cert_status: CertStatusDer,
+    this_update: GeneralizedTime,
+    #[asn1(context_specific = "0", optional = "true")]
+    next_update: Option<GeneralizedTime>,
+}
+
+/// `CertStatus ::= CHOICE { good [0] IMPLICIT NULL, revoked [1] IMPLICIT RevokedInfo,
+/// unknown [2] IMPLICIT UnknownInfo }`
+#[derive(Debug, Choice)]
+#[asn1(tag_mode = "IMPLICIT")]
+enum CertStatusDer {
+    #[asn1(context_specific = "0")]
+    Good(Null),
+    #[asn1(context_specific = "1", constructed = "true")]
+    Revoked(RevokedInfo),
+    #[asn1(context_specific = "2")]
+    Unknown(Null),
+}
+
+/// `RevokedInfo` without a revocationReason.
+#[derive(Debug, Sequence)]
+struct RevokedInfo {
+    revocation_time: GeneralizedTime,
+}
+
+/// Parses a DER `OCSPRequest`. Bytes after it are ignored; inside it, everything
+/// must be DER (definite lengths, canonical encodings).
 pub fn parse_request(input: &[u8]) -> std::result::Result<OcspRequest, OcspError> {
-    let bad = |_| OcspError::Malformed("not a DER OCSPRequest");
+    let malformed = |e: der::Error| OcspError::Malformed(describe(&e));
     if input.len() > MAX_REQUEST_BYTES {
         return Err(OcspError::TooLarge("more than 16 KiB"));
     }
-    let (outer, _) = der::expect(input, tag::SEQUENCE).map_err(bad)?;
-    let (tbs, _) = der::expect(outer, tag::SEQUENCE).map_err(bad)?;
-    let mut rest = tbs;
-    let (mut t, _, _) = der::read_tlv(rest).map_err(bad)?;
-    if t == CTX0 {
-        rest = der::read_tlv(rest).map_err(bad)?.2;
-        t = der::read_tlv(rest).map_err(bad)?.0;
+    let (request, _) = OcspRequestDer::from_der_partial(input).map_err(malformed)?;
+    let tbs = request.tbs_request;
+    if tbs.request_list.len() > MAX_REQUESTS {
+        return Err(OcspError::TooLarge("more than 16 certificates"));
     }
-    if t == CTX1 {
-        rest = der::read_tlv(rest).map_err(bad)?.2;
-    }
-    let (list, rest) = der::expect(rest, tag::SEQUENCE).map_err(bad)?;
-    let mut certs = Vec::new();
-    let mut items = list;
-    while !items.is_empty() {
-        if certs.len() == MAX_REQUESTS {
-            return Err(OcspError::TooLarge("more than 16 certificates"));
-        }
-        let (request, next) = der::expect(items, tag::SEQUENCE).map_err(bad)?;
-        certs.push(parse_cert_id(request)?);
-        items = next;
-    }
-    if certs.is_empty() {
+    if tbs.request_list.is_empty() {
         return Err(OcspError::Malformed("the request names no certificate"));
     }
-    let nonce = if rest.is_empty() {
-        None
-    } else {
-        let (exts, _) = der::expect(rest, CTX2).map_err(bad)?;
-        find_nonce(exts).map_err(bad)?
-    };
+    let certs = tbs
+        .request_list
+        .iter()
+        .map(|request| cert_id(&request.req_cert))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut nonce = None;
+    for ext in tbs.request_extensions.iter().flatten() {
+        let parsed: Extension<'_> = ext.decode_as().map_err(malformed)?;
+        if parsed.extn_id == ID_PKIX_OCSP_NONCE && nonce.is_none() {
+            nonce = Some(ext.to_der().map_err(malformed)?);
+        }
+    }
     Ok(OcspRequest { certs, nonce })
 }
 
-fn parse_cert_id(request: &[u8]) -> std::result::Result<CertId, OcspError> {
-    let bad = |_| OcspError::Malformed("bad CertID");
-    let (tag_, id, _) = der::read_tlv(request).map_err(bad)?;
-    if tag_ != tag::SEQUENCE {
-        return Err(OcspError::Malformed("bad CertID"));
-    }
-    let raw_len = request.len() - der::read_tlv(request).map_err(bad)?.2.len();
-    let raw = request[..raw_len].to_vec();
-    let (alg, rest) = der::expect(id, tag::SEQUENCE).map_err(bad)?;
-    let (oid_tag, oid_body, _) = der::read_tlv(alg).map_err(bad)?;
-    if oid_tag != tag::OID {
-        return Err(OcspError::Malformed("bad hash algorithm"));
-    }
-    let oid_tlv = der::tlv(tag::OID, oid_body);
+fn cert_id(id: &CertIdDer<'_>) -> std::result::Result<CertId, OcspError> {
+    let oid = id.hash_algorithm.oid;
     let hash = [
         (SHA1, HashAlgorithm::Sha1),
         (SHA256, HashAlgorithm::Sha256),
@@ -177,56 +294,54 @@ fn parse_cert_id(request: &[u8]) -> std::result::Result<CertId, OcspError> {
         (SHA512, HashAlgorithm::Sha512),
     ]
     .into_iter()
-    .find(|(arcs, _)| der::oid(arcs) == oid_tlv)
+    .find(|(known, _)| *known == oid)
     .map(|(_, h)| h)
     .ok_or(OcspError::Malformed("unsupported hash algorithm in CertID"))?;
-    let (name_hash, rest) = der::expect(rest, tag::OCTET_STRING).map_err(bad)?;
-    let (key_hash, rest) = der::expect(rest, tag::OCTET_STRING).map_err(bad)?;
-    let (serial, _) = der::expect(rest, tag::INTEGER).map_err(bad)?;
+    let serial = id.serial_number.as_bytes();
     if serial.is_empty() || serial.len() > 21 {
         return Err(OcspError::Malformed("bad serial number"));
     }
+    let raw = id
+        .to_der()
+        .map_err(|e| OcspError::Malformed(describe(&e)))?;
     Ok(CertId {
         hash,
-        issuer_name_hash: name_hash.to_vec(),
-        issuer_key_hash: key_hash.to_vec(),
+        issuer_name_hash: id.issuer_name_hash.as_bytes().to_vec(),
+        issuer_key_hash: id.issuer_key_hash.as_bytes().to_vec(),
         serial: Serial::from_bytes(serial),
         raw,
     })
 }
 
-fn find_nonce(exts: &[u8]) -> std::result::Result<Option<Vec<u8>>, der::DerError> {
-    let (mut list, _) = der::expect(exts, tag::SEQUENCE)?;
-    let nonce_oid = der::oid(ID_PKIX_OCSP_NONCE);
-    while !list.is_empty() {
-        let (ext, next) = der::expect(list, tag::SEQUENCE)?;
-        let whole = &list[..list.len() - next.len()];
-        let (t, body, _) = der::read_tlv(ext)?;
-        if t == tag::OID && der::tlv(tag::OID, body) == nonce_oid {
-            return Ok(Some(whole.to_vec()));
-        }
-        list = next;
-    }
-    Ok(None)
-}
-
 /// An unsuccessful, unsigned `OCSPResponse`.
 pub fn error_response(status: ResponseStatus) -> Vec<u8> {
-    der::sequence(&[&der::tlv(tag::ENUMERATED, &[status as u8])])
+    let response_status = match status {
+        ResponseStatus::MalformedRequest => StatusDer::MalformedRequest,
+        ResponseStatus::InternalError => StatusDer::InternalError,
+        ResponseStatus::TryLater => StatusDer::TryLater,
+        ResponseStatus::Unauthorized => StatusDer::Unauthorized,
+    };
+    let response = OcspResponseDer {
+        response_status,
+        response_bytes: None,
+    };
+    // Cannot fail: a SEQUENCE holding one one-byte ENUMERATED.
+    response.to_der().unwrap_or_default()
 }
 
-fn generalized_time(t: OffsetDateTime) -> Vec<u8> {
+/// `t` as a DER GeneralizedTime (UTC, whole seconds, years 1970 to 9999).
+fn generalized_time(t: OffsetDateTime) -> der::Result<GeneralizedTime> {
     let t = t.to_offset(time::UtcOffset::UTC);
-    let text = format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
+    let year = u16::try_from(t.year()).map_err(|_| der::ErrorKind::DateTime)?;
+    let at = DateTime::new(
+        year,
+        t.month().into(),
         t.day(),
         t.hour(),
         t.minute(),
-        t.second()
-    );
-    der::tlv(tag::GENERALIZED_TIME, text.as_bytes())
+        t.second(),
+    )?;
+    Ok(GeneralizedTime::from_date_time(at))
 }
 
 impl CertificateAuthority {
@@ -247,98 +362,117 @@ impl CertificateAuthority {
         now: OffsetDateTime,
         validity: Duration,
     ) -> Result<Vec<u8>> {
+        let fail = |e: der::Error| Error::signing("OCSP response", e);
         let now = now.replace_nanosecond(0).unwrap_or(now);
-        let next = now + time::Duration::try_from(validity).unwrap_or(time::Duration::HOUR);
+        let validity = time::Duration::try_from(validity).unwrap_or(time::Duration::HOUR);
+        let next = now
+            .checked_add(validity)
+            .ok_or_else(|| Error::signing("OCSP response", "nextUpdate is out of range"))?;
+        let this_update = generalized_time(now).map_err(fail)?;
+        let next_update = generalized_time(next).map_err(fail)?;
         let key_hash = HashAlgorithm::Sha1.digest(self.public_key_bits()?);
-        let responder = der::tlv(CTX2, &der::tlv(tag::OCTET_STRING, &key_hash));
-        let mut singles = Vec::new();
+        let mut responses = Vec::with_capacity(request.certs.len());
         for (id, status) in request.certs.iter().zip(answers) {
-            let status = match status {
-                CertStatus::Good => vec![0x80, 0x00],
-                CertStatus::Revoked(at) => der::tlv(CTX1, &generalized_time(*at)),
-                CertStatus::Unknown => vec![0x82, 0x00],
+            let cert_status = match status {
+                CertStatus::Good => CertStatusDer::Good(Null),
+                CertStatus::Revoked(at) => CertStatusDer::Revoked(RevokedInfo {
+                    revocation_time: generalized_time(*at).map_err(fail)?,
+                }),
+                CertStatus::Unknown => CertStatusDer::Unknown(Null),
             };
-            singles.push(der::sequence(&[
-                &id.raw,
-                &status,
-                &generalized_time(now),
-                &der::tlv(CTX0, &generalized_time(next)),
-            ]));
+            responses.push(SingleResponse {
+                cert_id: AnyRef::from_der(&id.raw).map_err(fail)?,
+                cert_status,
+                this_update,
+                next_update: Some(next_update),
+            });
         }
-        let singles: Vec<&[u8]> = singles.iter().map(Vec::as_slice).collect();
-        let mut data = vec![responder, generalized_time(now), der::sequence(&singles)];
-        if let Some(nonce) = &request.nonce {
-            data.push(der::tlv(CTX1, &der::sequence(&[nonce])));
+        let nonce = match &request.nonce {
+            Some(ext) => Some(vec![AnyRef::from_der(ext).map_err(fail)?]),
+            None => None,
+        };
+        let tbs = ResponseData {
+            responder_key_hash: OctetStringRef::new(&key_hash).map_err(fail)?,
+            produced_at: this_update,
+            responses,
+            response_extensions: nonce,
         }
-        let data: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
-        let tbs = der::sequence(&data);
+        .to_der()
+        .map_err(fail)?;
         let signature = rcgen::SigningKey::sign(self.key(), &tbs)
             .map_err(|e| Error::signing("OCSP response", e))?;
-        let mut bits = vec![0u8];
-        bits.extend_from_slice(&signature);
-        let certs = der::tlv(CTX0, &der::sequence(&[self.certificate_der()]));
-        let basic = der::sequence(&[
-            &tbs,
-            &signature_algorithm(self.key().spec()),
-            &der::tlv(tag::BIT_STRING, &bits),
-            &certs,
-        ]);
-        let bytes = der::sequence(&[
-            &der::oid(ID_PKIX_OCSP_BASIC),
-            &der::tlv(tag::OCTET_STRING, &basic),
-        ]);
-        Ok(der::sequence(&[
-            &der::tlv(tag::ENUMERATED, &[0]),
-            &der::tlv(CTX0, &bytes),
-        ]))
+        let certificate =
+            AnyRef::from_der(self.certificate_der()).map_err(|e| Error::CertificateParse {
+                what: "CA",
+                reason: describe(&e).into(),
+            })?;
+        let basic = BasicOcspResponse {
+            tbs_response_data: AnyRef::from_der(&tbs).map_err(fail)?,
+            signature_algorithm: signature_algorithm(self.key().spec()),
+            signature: BitStringRef::from_bytes(&signature).map_err(fail)?,
+            certs: Some(vec![certificate]),
+        }
+        .to_der()
+        .map_err(fail)?;
+        OcspResponseDer {
+            response_status: StatusDer::Successful,
+            response_bytes: Some(ResponseBytes {
+                response_type: ID_PKIX_OCSP_BASIC,
+                response: OctetStringRef::new(&basic).map_err(fail)?,
+            }),
+        }
+        .to_der()
+        .map_err(fail)
     }
 
-    /// The DER subject Name of the CA certificate.
+    /// The DER subject Name of the CA certificate, exactly as the certificate
+    /// holds it (what OCSP name hashes cover).
     fn subject_der(&self) -> Result<&[u8]> {
         let fail = |_| Error::CertificateParse {
             what: "CA",
             reason: "cannot find the subject".into(),
         };
-        let (cert, _) = der::expect(self.certificate_der(), tag::SEQUENCE).map_err(fail)?;
-        let (tbs, _) = der::expect(cert, tag::SEQUENCE).map_err(fail)?;
-        let mut rest = tbs;
-        if der::read_tlv(rest).map_err(fail)?.0 == CTX0 {
-            rest = der::read_tlv(rest).map_err(fail)?.2;
+        let (cert, _) = <&SequenceRef>::from_der_partial(self.certificate_der()).map_err(fail)?;
+        let (tbs, _) = <&SequenceRef>::from_der_partial(cert.as_bytes()).map_err(fail)?;
+        let mut fields = SliceReader::new(tbs.as_bytes()).map_err(fail)?;
+        if Tag::peek(&fields).map_err(fail)? == VERSION_TAG {
+            fields.tlv_bytes().map_err(fail)?;
         }
         // serial, signature algorithm, issuer, validity, then subject.
         for _ in 0..4 {
-            rest = der::read_tlv(rest).map_err(fail)?.2;
+            fields.tlv_bytes().map_err(fail)?;
         }
-        let (_, _, after) = der::read_tlv(rest).map_err(fail)?;
-        Ok(&rest[..rest.len() - after.len()])
+        fields.tlv_bytes().map_err(fail)
     }
 
     /// The subjectPublicKey bits of the CA key (what OCSP key hashes cover).
     fn public_key_bits(&self) -> Result<&[u8]> {
-        let fail = |_| Error::CertificateParse {
-            what: "CA",
-            reason: "cannot read the public key".into(),
-        };
-        let (spki, _) = der::expect(&self.info().spki_der, tag::SEQUENCE).map_err(fail)?;
-        let (_, rest) = der::expect(spki, tag::SEQUENCE).map_err(fail)?;
-        let (bits, _) = der::expect(rest, tag::BIT_STRING).map_err(fail)?;
-        bits.get(1..).ok_or(Error::CertificateParse {
-            what: "CA",
-            reason: "empty public key".into(),
-        })
+        let spki = SubjectPublicKeyInfoRef::from_der(&self.info().spki_der).map_err(|_| {
+            Error::CertificateParse {
+                what: "CA",
+                reason: "cannot read the public key".into(),
+            }
+        })?;
+        Ok(spki.subject_public_key.raw_bytes())
     }
 }
 
-fn signature_algorithm(spec: KeySpec) -> Vec<u8> {
-    match spec {
-        KeySpec::EcdsaP256 => der::sequence(&[&der::oid(&[1, 2, 840, 10045, 4, 3, 2])]),
-        KeySpec::EcdsaP384 => der::sequence(&[&der::oid(&[1, 2, 840, 10045, 4, 3, 3])]),
-        KeySpec::Ed25519 => der::sequence(&[&der::oid(&[1, 3, 101, 112])]),
-        KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => der::sequence(&[
-            &der::oid(&[1, 2, 840, 113549, 1, 1, 11]),
-            &der::tlv(tag::NULL, &[]),
-        ]),
-    }
+/// `version [0] EXPLICIT` of a TBSCertificate.
+const VERSION_TAG: Tag = Tag::ContextSpecific {
+    constructed: true,
+    number: TagNumber(0),
+};
+
+fn signature_algorithm(spec: KeySpec) -> AlgorithmIdentifierRef<'static> {
+    let (oid, parameters) = match spec {
+        KeySpec::EcdsaP256 => (ECDSA_WITH_SHA256, None),
+        KeySpec::EcdsaP384 => (ECDSA_WITH_SHA384, None),
+        KeySpec::Ed25519 => (ID_ED25519, None),
+        KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => {
+            (SHA256_WITH_RSA, Some(AnyRef::NULL))
+        }
+    };
+    AlgorithmIdentifierRef { oid, parameters }
 }
 
 #[cfg(test)]

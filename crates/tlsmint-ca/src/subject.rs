@@ -1,10 +1,28 @@
 //! Subject distinguished names and the URLs written into certificates
 //! (Authority Information Access, CRL distribution points).
 
+use der::asn1::{Ia5StringRef, ObjectIdentifier};
+use der::{Encode, Sequence};
 use rcgen::{CrlDistributionPoint, CustomExtension, DistinguishedName, DnType, DnValue};
 
-use crate::der;
 use crate::error::{Error, Result};
+
+/// id-pe-authorityInfoAccess (1.3.6.1.5.5.7.1.1), as arcs for rcgen.
+const ID_PE_AUTHORITY_INFO_ACCESS: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 1, 1];
+/// id-ad-ocsp
+const ID_AD_OCSP: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.1");
+/// id-ad-caIssuers
+const ID_AD_CA_ISSUERS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.48.2");
+
+/// `AccessDescription` (RFC 5280 4.2.2.1) with a URI location: the
+/// `GeneralName` CHOICE narrowed to its `uniformResourceIdentifier [6] IA5String`
+/// (IMPLICIT, as in the PKIX1Implicit88 module), the only form tlsmint writes.
+#[derive(Debug, Sequence)]
+struct AccessDescription<'a> {
+    access_method: ObjectIdentifier,
+    #[asn1(context_specific = "6", tag_mode = "IMPLICIT")]
+    access_location: Ia5StringRef<'a>,
+}
 
 /// Subject fields, as in `PkiMount.spec.subject` and `IssuerRole.spec.subject`.
 /// Each list may hold at most one value (rcgen writes one value per
@@ -134,21 +152,51 @@ impl Urls {
         Ok(())
     }
 
-    pub(crate) fn apply(&self, params: &mut rcgen::CertificateParams) {
+    pub(crate) fn apply(&self, params: &mut rcgen::CertificateParams) -> Result<()> {
         if !self.crl_distribution_points.is_empty() {
             params.crl_distribution_points = vec![CrlDistributionPoint {
                 uris: self.crl_distribution_points.clone(),
             }];
         }
         if !self.ocsp_servers.is_empty() || !self.issuing_certificates.is_empty() {
-            let value = der::authority_info_access(&self.ocsp_servers, &self.issuing_certificates);
+            let value = self.authority_info_access()?;
             params
                 .custom_extensions
                 .push(CustomExtension::from_oid_content(
-                    der::ID_PE_AUTHORITY_INFO_ACCESS,
+                    ID_PE_AUTHORITY_INFO_ACCESS,
                     value,
                 ));
         }
+        Ok(())
+    }
+
+    /// The value of an Authority Information Access extension (RFC 5280
+    /// 4.2.2.1) with OCSP responders first, then CA issuer URLs.
+    fn authority_info_access(&self) -> Result<Vec<u8>> {
+        let mut access = Vec::new();
+        for (field, method, urls) in [
+            ("urls.ocspServers", ID_AD_OCSP, &self.ocsp_servers),
+            (
+                "urls.issuingCertificates",
+                ID_AD_CA_ISSUERS,
+                &self.issuing_certificates,
+            ),
+        ] {
+            for url in urls {
+                let access_location = Ia5StringRef::new(url).map_err(|_| Error::InvalidConfig {
+                    field,
+                    reason: format!("\"{url}\" is not an ASCII (IA5String) URL"),
+                })?;
+                access.push(AccessDescription {
+                    access_method: method,
+                    access_location,
+                });
+            }
+        }
+        access.to_der().map_err(|e| Error::InvalidConfig {
+            field: "urls",
+            reason: format!("the Authority Information Access extension cannot be encoded: {e}"),
+        })
     }
 }
 
@@ -191,5 +239,31 @@ mod tests {
             ..Urls::default()
         };
         assert!(urls.validate().is_ok());
+    }
+
+    #[test]
+    fn authority_info_access_has_ocsp_first_then_ca_issuers() {
+        let urls = Urls {
+            issuing_certificates: vec!["http://b".into()],
+            ocsp_servers: vec!["http://a".into()],
+            ..Urls::default()
+        };
+        let mut expected = vec![0x30, 0x2c];
+        for (last_arc, url) in [(1u8, b"http://a"), (2, b"http://b")] {
+            expected.extend_from_slice(&[0x30, 0x14, 0x06, 0x08, 0x2b, 6, 1, 5, 5, 7, 0x30]);
+            expected.extend_from_slice(&[last_arc, 0x86, 0x08]);
+            expected.extend_from_slice(url);
+        }
+        assert_eq!(urls.authority_info_access().unwrap(), expected);
+        let bad = Urls {
+            ocsp_servers: vec!["http://é".into()],
+            ..Urls::default()
+        };
+        assert!(
+            bad.authority_info_access()
+                .unwrap_err()
+                .to_string()
+                .contains("urls.ocspServers")
+        );
     }
 }
