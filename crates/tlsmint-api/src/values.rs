@@ -338,16 +338,22 @@ pub(crate) fn ip(value: &str) -> Result<IpAddr, InvalidValue> {
     })
 }
 
-/// `checked` is the value with templates replaced; `original` goes into the error.
-pub(crate) fn uri(original: &str, checked: &str) -> Result<(), InvalidValue> {
-    let ok = checked.split_once(':').is_some_and(|(scheme, rest)| {
+/// The one shape check of a URI SAN (CRD fields, annotations, CSI attributes):
+/// `scheme:rest` with an RFC 3986 scheme, something after the colon, and no
+/// whitespace or control characters. The engine's policy parses URIs fully.
+pub(crate) fn is_uri(value: &str) -> bool {
+    value.split_once(':').is_some_and(|(scheme, rest)| {
         scheme.starts_with(|c: char| c.is_ascii_alphabetic())
             && scheme
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
             && !rest.is_empty()
-    }) && !checked.chars().any(|c| c.is_whitespace() || c.is_control());
-    if !ok {
+    }) && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// `checked` is the value with templates replaced; `original` goes into the error.
+pub(crate) fn uri(original: &str, checked: &str) -> Result<(), InvalidValue> {
+    if !is_uri(checked) {
         return Err(InvalidValue::Uri {
             value: original.to_owned(),
         });

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use base64::Engine as _;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams};
@@ -509,7 +510,7 @@ fn admin_cluster() -> Result<(String, String)> {
         (Some(data), _) => data.clone(),
         (None, Some(file)) => {
             let pem = std::fs::read(file).with_context(|| format!("reading {file}"))?;
-            base64_encode(&pem)
+            base64::engine::general_purpose::STANDARD.encode(&pem)
         }
         (None, None) => bail!("KUBECONFIG has no certificate authority"),
     };
@@ -524,27 +525,6 @@ fn token_kubeconfig(token: &str, server: Option<&str>) -> Result<String> {
     Ok(format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: e2e\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: operator\n  user:\n    token: {token}\ncontexts:\n- name: operator\n  context:\n    cluster: e2e\n    user: operator\ncurrent-context: operator\n"
     ))
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// Runs `openssl ARGS` in `dir`; stdout+stderr on success, an error with both otherwise.

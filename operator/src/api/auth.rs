@@ -21,16 +21,12 @@
 //! Dev mode therefore trusts whoever can reach its loopback port; it listens
 //! elsewhere only with an explicit `--dev-listen-any`.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use base64::Engine as _;
+use futures::future::BoxFuture;
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tlsmint_api::csi::TOKEN_AUDIENCE;
-
-/// A future returned by the object-safe async traits of the API.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A verified caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -192,24 +188,19 @@ const CLOCK_SKEW_SECS: i64 = 60;
 /// Dev mode's checks of an unsigned JWT: what TokenReview would refuse
 /// apart from the signature. `exp` must be in the future, `nbf` (when
 /// present) not in the future, and `aud` must name [`TOKEN_AUDIENCE`].
-pub fn check_claims(claims: &serde_json::Value, now: i64) -> Result<(), AuthError> {
-    let exp = claims["exp"]
-        .as_i64()
+pub fn check_claims(claims: &JwtClaims, now: i64) -> Result<(), AuthError> {
+    let exp = claims
+        .exp
         .ok_or_else(|| AuthError::Rejected("the JWT has no exp claim".into()))?;
     if exp + CLOCK_SKEW_SECS <= now {
         return Err(AuthError::Rejected("the JWT has expired".into()));
     }
-    if let Some(nbf) = claims["nbf"].as_i64()
+    if let Some(nbf) = claims.nbf
         && nbf - CLOCK_SKEW_SECS > now
     {
         return Err(AuthError::Rejected("the JWT is not valid yet (nbf)".into()));
     }
-    let audiences: Vec<&str> = match &claims["aud"] {
-        serde_json::Value::String(aud) => vec![aud.as_str()],
-        serde_json::Value::Array(auds) => auds.iter().filter_map(|a| a.as_str()).collect(),
-        _ => Vec::new(),
-    };
-    if !audiences.contains(&TOKEN_AUDIENCE) {
+    if !claims.aud.iter().any(|aud| aud == TOKEN_AUDIENCE) {
         return Err(AuthError::Rejected(format!(
             "the JWT is not for audience \"{TOKEN_AUDIENCE}\""
         )));
@@ -236,9 +227,69 @@ pub fn parse_username(rest: &str) -> Option<Caller> {
     Some(Caller::service_account(namespace, name))
 }
 
+/// The claims of a ServiceAccount JWT that tlsmint reads. Unknown claims are
+/// ignored; a claim of the wrong type makes the whole token unreadable.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+pub struct JwtClaims {
+    /// `system:serviceaccount:<namespace>:<name>`.
+    #[serde(default)]
+    pub sub: Option<String>,
+    /// Audiences: one string or a list of them.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub aud: Vec<String>,
+    /// Expiry, seconds since the epoch.
+    #[serde(default)]
+    pub exp: Option<i64>,
+    /// Not before, seconds since the epoch.
+    #[serde(default)]
+    pub nbf: Option<i64>,
+    /// The API server's private claims.
+    #[serde(rename = "kubernetes.io", default)]
+    pub kubernetes: Option<KubernetesClaims>,
+}
+
+/// The `kubernetes.io` claims of a ServiceAccount token.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+pub struct KubernetesClaims {
+    /// The ServiceAccount's namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// The ServiceAccount.
+    #[serde(default)]
+    pub serviceaccount: Option<ObjectClaim>,
+    /// The pod a pod-bound token is bound to.
+    #[serde(default)]
+    pub pod: Option<ObjectClaim>,
+}
+
+/// An object named in the `kubernetes.io` claims.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+pub struct ObjectClaim {
+    /// Its name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Its UID.
+    #[serde(default)]
+    pub uid: Option<String>,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(aud)) => vec![aud],
+        Some(OneOrMany::Many(auds)) => auds,
+    })
+}
+
 /// The claims of a JWT, read without checking its signature (used only to
 /// shorten cache lifetimes and, in dev mode, as the identity).
-pub fn jwt_claims(token: &str) -> Option<serde_json::Value> {
+pub fn jwt_claims(token: &str) -> Option<JwtClaims> {
     let mut parts = token.split('.');
     let (_header, payload, _sig) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {
@@ -251,22 +302,32 @@ pub fn jwt_claims(token: &str) -> Option<serde_json::Value> {
 }
 
 /// The caller named by ServiceAccount token claims (`kubernetes.io` or `sub`).
-pub fn claims_caller(claims: &serde_json::Value) -> Option<Caller> {
-    let k8s = &claims["kubernetes.io"];
-    let mut caller = match (
-        k8s["namespace"].as_str(),
-        k8s["serviceaccount"]["name"].as_str(),
-    ) {
-        (Some(ns), Some(sa)) => Caller::service_account(ns, sa),
+pub fn claims_caller(claims: &JwtClaims) -> Option<Caller> {
+    let k8s = claims.kubernetes.clone().unwrap_or_default();
+    let service_account = k8s.serviceaccount.and_then(|sa| sa.name);
+    let mut caller = match (k8s.namespace, service_account) {
+        (Some(ns), Some(sa)) => Caller::service_account(&ns, &sa),
         _ => parse_username(
-            claims["sub"]
-                .as_str()?
+            claims
+                .sub
+                .as_deref()?
                 .strip_prefix("system:serviceaccount:")?,
         )?,
     };
-    caller.pod_name = k8s["pod"]["name"].as_str().map(str::to_owned);
-    caller.pod_uid = k8s["pod"]["uid"].as_str().map(str::to_owned);
+    if let Some(pod) = k8s.pod {
+        caller.pod_name = pod.name;
+        caller.pod_uid = pod.uid;
+    }
     Some(caller)
+}
+
+/// The token of an `Authorization: Bearer <token>` header value (scheme in any
+/// case), trimmed; `None` for another scheme or an empty token. The one parser
+/// of both APIs.
+pub fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 #[cfg(test)]
@@ -281,6 +342,30 @@ mod tests {
             b64.encode(br#"{"alg":"RS256"}"#),
             b64.encode(claims.to_string())
         )
+    }
+
+    #[test]
+    fn one_bearer_parser_and_typed_claims() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearer"), None);
+        let one = jwt_claims(&jwt(serde_json::json!({"aud": "tlsmint", "exp": 5}))).unwrap();
+        assert_eq!((one.aud, one.exp), (vec!["tlsmint".to_owned()], Some(5)));
+        let many = jwt_claims(&jwt(serde_json::json!({"aud": ["a", "tlsmint"]}))).unwrap();
+        assert_eq!(many.aud, ["a", "tlsmint"]);
+        // A claim of the wrong type makes the token unreadable, not a partial identity.
+        assert!(jwt_claims(&jwt(serde_json::json!({"exp": "soon"}))).is_none());
+        let pod = jwt_claims(&jwt(serde_json::json!({
+            "kubernetes.io": {"namespace": "apps", "serviceaccount": {"name": "web"},
+                              "pod": {"name": "web-0", "uid": "u-1"}}
+        })))
+        .unwrap();
+        let caller = claims_caller(&pod).unwrap();
+        assert_eq!(caller.key(), "apps/web");
+        assert_eq!(caller.pod_name.as_deref(), Some("web-0"));
+        assert_eq!(caller.pod_uid.as_deref(), Some("u-1"));
     }
 
     #[tokio::test]

@@ -80,12 +80,7 @@ impl IssuerService {
 
 /// The token of `authorization: Bearer <token>`, if any.
 fn bearer<T>(req: &Request<T>) -> Option<&str> {
-    let value = req.metadata().get("authorization")?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    super::auth::bearer_token(req.metadata().get("authorization")?.to_str().ok()?)
 }
 
 fn names(names: Option<Names>) -> NameRequest {

@@ -22,7 +22,9 @@ use k8s_openapi::api::authorization::v1::{
 };
 use kube::api::{Api, PostParams};
 
-use super::auth::{BoxFuture, Caller};
+use futures::future::BoxFuture;
+
+use super::auth::Caller;
 use super::error::ApiError;
 
 /// API group of the PkiMount resource.

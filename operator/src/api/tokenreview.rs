@@ -15,13 +15,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
 use kube::api::{Api, PostParams};
 use tlsmint_api::csi::TOKEN_AUDIENCE;
 
-use super::auth::{
-    AuthError, Authenticator, BoxFuture, Caller, jwt_claims, parse_username, token_hash,
-};
+use super::auth::{AuthError, Authenticator, Caller, jwt_claims, parse_username, token_hash};
 use super::metrics::ApiMetrics;
 
 /// Cache entries kept before expired ones are swept.
@@ -157,7 +156,7 @@ impl Authenticator for TokenReviewAuthenticator {
 
 /// Time until the token's `exp` claim (read without verification: it only shortens caching).
 fn time_left(token: &str) -> Option<Duration> {
-    let exp = jwt_claims(token)?["exp"].as_i64()?;
+    let exp = jwt_claims(token)?.exp?;
     let left = exp - time::OffsetDateTime::now_utc().unix_timestamp();
     Some(Duration::from_secs(u64::try_from(left).unwrap_or(0)))
 }

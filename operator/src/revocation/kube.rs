@@ -16,7 +16,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ObjectMeta, PostParams};
 
 use super::store::{Mutation, RevocationStore, StoreError, StoredMount};
-use crate::api::auth::BoxFuture;
+use futures::future::BoxFuture;
 
 /// Key of the JSON document in the ConfigMap.
 pub const DATA_KEY: &str = "revocations.json";

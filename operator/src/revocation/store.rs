@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::auth::BoxFuture;
+use futures::future::BoxFuture;
 
 /// Everything stored for one mount: its revoked serials and the last CRL number.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

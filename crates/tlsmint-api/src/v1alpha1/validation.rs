@@ -178,14 +178,7 @@ pub(crate) fn ip_address(field: &str, value: &str) -> Result<IpAddr, ValidationE
 
 /// Checks the shape of a URI SAN: `scheme:rest` with an RFC 3986 scheme and no spaces.
 pub(crate) fn uri(field: &str, value: &str) -> Result<(), ValidationError> {
-    let ok = value.split_once(':').is_some_and(|(scheme, rest)| {
-        scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-            && !rest.is_empty()
-    }) && !value.chars().any(|c| c.is_whitespace() || c.is_control());
-    if !ok {
+    if !crate::values::is_uri(value) {
         return Err(ValidationError::invalid(
             field,
             value,

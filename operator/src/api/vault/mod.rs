@@ -215,9 +215,7 @@ async fn caller(
         .get("x-vault-token")
         .and_then(|v| v.to_str().ok())
         .or_else(|| {
-            let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-            let (scheme, token) = value.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then_some(token)
+            super::auth::bearer_token(headers.get(http::header::AUTHORIZATION)?.to_str().ok()?)
         })
         .map(str::trim)
         .filter(|t| !t.is_empty());
