@@ -275,7 +275,7 @@ fn print_banner(
 }
 
 /// The Vault tutorial setup.
-fn default_setup() -> (Vec<PkiMount>, Vec<IssuerRole>) {
+pub(crate) fn default_setup() -> (Vec<PkiMount>, Vec<IssuerRole>) {
     let mount = |name: &str, spec: PkiMountSpec| PkiMount::new(name, spec);
     let spec = |mount_type, cn: &str, parent: Option<&str>, path: Option<&str>| PkiMountSpec {
         mount_type,

@@ -26,8 +26,8 @@
 //! role only refers to its mount by name, so mounts and roles may arrive in
 //! any order. Readers never block writers for long: every read clones an
 //! `Arc` under a short lock. [`Registry::changes`] lets background tasks (the
-//! CRL builder) and the controllers ([`Registry::notices`]) wake up when what
-//! can sign changes.
+//! CRL builder) wake up when anything changes; [`Registry::notices`] names what
+//! changed ([`Notice`]), so a controller wakes only the objects that depend on it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use tlsmint_api::v1alpha1::{IssuerRole, IssuerRoleSpec};
 use tlsmint_ca::{CertificateAuthority, Role};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 /// A mount as the API sees it.
 #[derive(Debug)]
@@ -239,11 +239,38 @@ struct State {
     roles: HashMap<String, Arc<RoleEntry>>,
 }
 
+/// What changed in the registry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// The mount of this name was put, replaced or removed.
+    Mount(String),
+    /// The role of this name was put, replaced or removed.
+    Role(String),
+    /// Notices were lost (a reader fell more than [`NOTICE_BACKLOG`] behind):
+    /// anything may have changed.
+    Everything,
+}
+
+impl Notice {
+    /// Whether an object that reads `mount` and (when given) `role` must look again.
+    pub fn concerns(&self, mount: Option<&str>, role: Option<&str>) -> bool {
+        match self {
+            Notice::Mount(name) => mount == Some(name.as_str()),
+            Notice::Role(name) => role == Some(name.as_str()),
+            Notice::Everything => true,
+        }
+    }
+}
+
+/// Notices a slow reader may fall behind by before it is told [`Notice::Everything`].
+pub const NOTICE_BACKLOG: usize = 1024;
+
 /// Mounts and roles, shared by the controllers (writers) and the APIs (readers).
 #[derive(Debug)]
 pub struct Registry {
     state: RwLock<State>,
     changed: watch::Sender<u64>,
+    notices: broadcast::Sender<Notice>,
 }
 
 impl Default for Registry {
@@ -251,6 +278,7 @@ impl Default for Registry {
         Registry {
             state: RwLock::new(State::default()),
             changed: watch::channel(0).0,
+            notices: broadcast::channel(NOTICE_BACKLOG).0,
         }
     }
 }
@@ -269,17 +297,23 @@ impl Registry {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn bump(&self) {
+    fn bump(&self, notice: Notice) {
         self.changed.send_modify(|v| *v = v.wrapping_add(1));
+        // No receiver is fine: nobody is waiting.
+        let _ = self.notices.send(notice);
     }
 
-    /// A stream that yields once after every change of what is stored (a mount or role
-    /// put, replaced or removed), so controllers can re-check what waited for it.
-    pub fn notices(&self) -> impl futures::Stream<Item = ()> + Send + 'static {
-        let rx = self.changed.subscribe();
+    /// A stream of what changed, one [`Notice`] per mount or role put, replaced or
+    /// removed, so controllers can re-check only what depends on it. A reader that falls
+    /// behind gets [`Notice::Everything`] in place of what it missed.
+    pub fn notices(&self) -> impl futures::Stream<Item = Notice> + Send + 'static {
+        let rx = self.notices.subscribe();
         futures::stream::unfold(rx, |mut rx| async move {
-            rx.changed().await.ok()?;
-            Some(((), rx))
+            match rx.recv().await {
+                Ok(notice) => Some((notice, rx)),
+                Err(broadcast::error::RecvError::Lagged(_)) => Some((Notice::Everything, rx)),
+                Err(broadcast::error::RecvError::Closed) => None,
+            }
         })
     }
 
@@ -292,7 +326,7 @@ impl Registry {
     /// already serves the same path.
     pub fn put_mount(&self, entry: MountEntry) -> Result<(), PathConflict> {
         let path = normalize_path(&entry.path).to_owned();
-        {
+        let name = {
             let mut state = self.write();
             if let Some(other) = state.paths.get(&path)
                 && *other != entry.name
@@ -309,9 +343,11 @@ impl Registry {
             }
             state.paths.insert(path.clone(), entry.name.clone());
             let entry = MountEntry { path, ..entry };
-            state.mounts.insert(entry.name.clone(), Arc::new(entry));
-        }
-        self.bump();
+            let name = entry.name.clone();
+            state.mounts.insert(name.clone(), Arc::new(entry));
+            name
+        };
+        self.bump(Notice::Mount(name));
         Ok(())
     }
 
@@ -326,22 +362,21 @@ impl Registry {
             old.is_some()
         };
         if removed {
-            self.bump();
+            self.bump(Notice::Mount(name.to_owned()));
         }
     }
 
     /// Adds or replaces a role.
     pub fn put_role(&self, entry: RoleEntry) {
-        self.write()
-            .roles
-            .insert(entry.name.clone(), Arc::new(entry));
-        self.bump();
+        let name = entry.name.clone();
+        self.write().roles.insert(name.clone(), Arc::new(entry));
+        self.bump(Notice::Role(name));
     }
 
     /// Removes a role.
     pub fn remove_role(&self, name: &str) {
         if self.write().roles.remove(name).is_some() {
-            self.bump();
+            self.bump(Notice::Role(name.to_owned()));
         }
     }
 

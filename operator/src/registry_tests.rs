@@ -132,7 +132,34 @@ async fn notices_are_sent_only_when_the_state_changes() {
     reg.remove_role("absent");
     reg.remove_mount("absent");
     reg.put_role(role("web", "pki"));
-    assert_eq!(notices.next().await, Some(()));
+    assert_eq!(notices.next().await, Some(Notice::Role("web".into())));
     let pending = futures::FutureExt::now_or_never(notices.next());
     assert_eq!(pending, None, "one change, one wake-up");
+    reg.remove_role("web");
+    assert_eq!(notices.next().await, Some(Notice::Role("web".into())));
+}
+
+#[tokio::test]
+async fn notices_name_the_mount_and_a_slow_reader_is_told_everything() {
+    use futures::StreamExt;
+    let reg = Registry::new();
+    let mut notices = Box::pin(reg.notices());
+    reg.put_mount(MountEntry {
+        name: "pki".into(),
+        path: "pki".into(),
+        status: MountStatus::NotReady(NotReady::new("KeyMissing", "no key")),
+        crl_expiry: Duration::from_secs(60),
+    })
+    .unwrap();
+    reg.remove_mount("pki");
+    assert_eq!(notices.next().await, Some(Notice::Mount("pki".into())));
+    assert_eq!(notices.next().await, Some(Notice::Mount("pki".into())));
+    for i in 0..=crate::registry::NOTICE_BACKLOG {
+        reg.put_role(role(&format!("r{i}"), "pki"));
+    }
+    assert_eq!(notices.next().await, Some(Notice::Everything));
+    assert!(Notice::Everything.concerns(None, None));
+    assert!(Notice::Mount("pki".into()).concerns(Some("pki"), Some("web")));
+    assert!(!Notice::Mount("pki".into()).concerns(Some("other"), Some("pki")));
+    assert!(Notice::Role("web".into()).concerns(None, Some("web")));
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use tlsmint_api::conditions::{self, reason};
 use tlsmint_api::v1alpha1::{IssuerRole, PkiMount};
@@ -98,12 +99,7 @@ pub fn error_policy(role: Arc<IssuerRole>, error: &Error, ctx: Arc<Context>) -> 
 async fn reconcile_inner(role: &IssuerRole, ctx: &Context) -> Result<Action> {
     let name = role.name_any();
     let mount_name = &role.spec.mount_ref.name;
-    let mount = ctx
-        .caches
-        .mounts
-        .state()
-        .into_iter()
-        .find(|m| &m.name_any() == mount_name);
+    let mount = ctx.caches.mounts.get(&ObjectRef::new(mount_name));
     let facts = match mount {
         None => MountFacts::Missing,
         Some(m) => MountFacts::Present {

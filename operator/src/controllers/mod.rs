@@ -25,13 +25,13 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use tlsmint_api::v1alpha1::{CertificateRequest, IssuerRole, PkiMount};
 use tlsmint_runtime::CancellationToken;
 
-use crate::registry::Registry;
+use crate::registry::{Notice, Registry};
 use loader::Caches;
 use metrics::Metrics;
 use revocation_hook::RevocationSink;
@@ -133,6 +133,46 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
     ctx.metrics.requests.set(None);
 }
 
+/// Turns the registry's notices into reconcile requests for the objects of `store` that
+/// `depends` says read the mount or role named (every object on [`Notice::Everything`]).
+/// One role compiling thus wakes its CertificateRequests, not every object of every kind.
+fn wake_dependents<K>(
+    notices: impl futures::Stream<Item = Notice> + Send + 'static,
+    store: Store<K>,
+    depends: impl Fn(&Notice, &K) -> bool + Send + 'static,
+) -> impl futures::Stream<Item = ObjectRef<K>> + Send + 'static
+where
+    K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    notices.flat_map(move |notice| {
+        let woken: Vec<ObjectRef<K>> = store
+            .state()
+            .into_iter()
+            .filter(|obj| depends(&notice, obj))
+            .map(|obj| ObjectRef::from_obj(&*obj))
+            .collect();
+        futures::stream::iter(woken)
+    })
+}
+
+/// A PkiMount reads the registry for itself and for its parent.
+fn mount_depends(notice: &Notice, mount: &PkiMount) -> bool {
+    let parent = mount.spec.parent_ref.as_ref().map(|p| p.name.as_str());
+    notice.concerns(Some(&mount.name_any()), None) || notice.concerns(parent, None)
+}
+
+/// An IssuerRole reads its own compiled entry and its mount.
+fn role_depends(notice: &Notice, role: &IssuerRole) -> bool {
+    notice.concerns(Some(&role.spec.mount_ref.name), Some(&role.name_any()))
+}
+
+/// A CertificateRequest reads its role and the mount that role is on.
+fn request_depends(registry: &Registry, notice: &Notice, cr: &CertificateRequest) -> bool {
+    let role = &cr.spec.role_ref.name;
+    let mount = registry.role(role).map(|r| r.mount.clone());
+    notice.concerns(mount.as_deref(), Some(role))
+}
+
 fn log_result<K, E: std::fmt::Debug>(
     kind: &'static str,
     result: Result<(ObjectRef<K>, controller::Action), E>,
@@ -150,6 +190,7 @@ async fn mount_controller(ctx: &Arc<Context>, stop: CancellationToken) {
     let store = controller.store();
     let by_secret = store.clone();
     let by_parent = store.clone();
+    let notified = store.clone();
     controller
         .with_config(ctx.controller_config())
         // Key, import and signed-certificate Secrets of the operator's namespace.
@@ -186,8 +227,13 @@ async fn mount_controller(ctx: &Arc<Context>, stop: CancellationToken) {
                     .collect::<Vec<_>>()
             },
         )
-        // A parent's CA loaded by the loader (or a key Secret unloaded) wakes the mounts.
-        .reconcile_all_on(ctx.registry.notices())
+        // A CA loaded by the loader (or a key Secret unloaded) wakes that mount and its
+        // intermediates.
+        .reconcile_on(wake_dependents(
+            ctx.registry.notices(),
+            notified,
+            mount_depends,
+        ))
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(pki_mount::reconcile, pki_mount::error_policy, ctx.clone())
         .for_each(|r| async move { log_result(pki_mount::KIND, r) })
@@ -198,6 +244,7 @@ async fn role_controller(ctx: &Arc<Context>, stop: CancellationToken) {
     let client = ctx.client.clone();
     let controller = Controller::new(Api::<IssuerRole>::all(client.clone()), ctx.watch_config());
     let store = controller.store();
+    let notified = store.clone();
     controller
         .with_config(ctx.controller_config())
         .watches(
@@ -213,8 +260,12 @@ async fn role_controller(ctx: &Arc<Context>, stop: CancellationToken) {
                     .collect::<Vec<_>>()
             },
         )
-        // A mount's CA loaded (or unloaded) by the loader changes the roles on it.
-        .reconcile_all_on(ctx.registry.notices())
+        // A role compiled by the loader, or its mount's CA loaded or unloaded.
+        .reconcile_on(wake_dependents(
+            ctx.registry.notices(),
+            notified,
+            role_depends,
+        ))
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(
             issuer_role::reconcile,
@@ -234,6 +285,7 @@ async fn request_controller(ctx: &Arc<Context>, stop: CancellationToken) {
     let store = controller.store();
     ctx.metrics.requests.set(Some(store.clone()));
     let by_role = store.clone();
+    let notified = store.clone();
     let by_mount = store;
     let roles = ctx.caches.roles.clone();
     controller
@@ -278,7 +330,10 @@ async fn request_controller(ctx: &Arc<Context>, stop: CancellationToken) {
             },
         )
         // Requests waiting for their role or mount go as soon as the loader has it.
-        .reconcile_all_on(ctx.registry.notices())
+        .reconcile_on(wake_dependents(ctx.registry.notices(), notified, {
+            let registry = ctx.registry.clone();
+            move |notice, cr| request_depends(&registry, notice, cr)
+        }))
         .graceful_shutdown_on(stop.cancelled_owned())
         .run(
             certificate_request::reconcile,
@@ -287,4 +342,108 @@ async fn request_controller(ctx: &Arc<Context>, stop: CancellationToken) {
         )
         .for_each(|r| async move { log_result(certificate_request::KIND, r) })
         .await;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod wake_tests {
+    use super::*;
+    use crate::registry::RoleEntry;
+    use kube::runtime::reflector;
+    use tlsmint_api::v1alpha1::CertificateRequestSpec;
+
+    fn store_of<K>(objects: Vec<K>) -> Store<K>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+    {
+        let (store, mut writer) = reflector::store::<K>();
+        for obj in objects {
+            writer.apply_watcher_event(&watcher::Event::Apply(obj));
+        }
+        store
+    }
+
+    async fn woken<K>(
+        notice: Notice,
+        store: &Store<K>,
+        depends: impl Fn(&Notice, &K) -> bool + Send + 'static,
+    ) -> Vec<String>
+    where
+        K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+    {
+        let notices = futures::stream::iter([notice]);
+        let mut names: Vec<String> = wake_dependents(notices, store.clone(), depends)
+            .map(|r| r.name)
+            .collect()
+            .await;
+        names.sort();
+        names
+    }
+
+    fn request(name: &str, role: &str) -> CertificateRequest {
+        let mut cr = CertificateRequest::new(name, CertificateRequestSpec::new(role, name));
+        cr.metadata.namespace = Some("apps".into());
+        cr
+    }
+
+    #[tokio::test]
+    async fn a_notice_wakes_only_the_objects_that_depend_on_it() {
+        // Vault's tutorial: root `pki`, intermediate `pki-int` under it, role
+        // `web-server` on `pki-int`.
+        let (mounts, roles) = crate::dev::default_setup();
+        let registry = Arc::new(Registry::new());
+        for role in &roles {
+            registry.put_role(RoleEntry::from_object(role));
+        }
+        let mounts = store_of(mounts);
+        let roles = store_of(roles);
+        let requests = store_of(vec![request("a", "web-server"), request("b", "other")]);
+        let mount = |name: &str| Notice::Mount(name.into());
+        let role = |name: &str| Notice::Role(name.into());
+
+        assert_eq!(
+            woken(mount("pki"), &mounts, mount_depends).await,
+            ["pki", "pki-int"]
+        );
+        assert_eq!(
+            woken(mount("pki-int"), &mounts, mount_depends).await,
+            ["pki-int"]
+        );
+        assert!(
+            woken(role("web-server"), &mounts, mount_depends)
+                .await
+                .is_empty()
+        );
+
+        assert_eq!(
+            woken(mount("pki-int"), &roles, role_depends).await,
+            ["web-server"]
+        );
+        assert_eq!(
+            woken(role("web-server"), &roles, role_depends).await,
+            ["web-server"]
+        );
+        assert!(woken(mount("pki"), &roles, role_depends).await.is_empty());
+
+        let by_request = |registry: Arc<Registry>| {
+            move |n: &Notice, cr: &CertificateRequest| request_depends(&registry, n, cr)
+        };
+        assert_eq!(
+            woken(role("web-server"), &requests, by_request(registry.clone())).await,
+            ["a"]
+        );
+        assert_eq!(
+            woken(mount("pki-int"), &requests, by_request(registry.clone())).await,
+            ["a"]
+        );
+        assert!(
+            woken(mount("pki"), &requests, by_request(registry.clone()))
+                .await
+                .is_empty()
+        );
+        assert_eq!(
+            woken(Notice::Everything, &requests, by_request(registry)).await,
+            ["a", "b"]
+        );
+    }
 }
