@@ -6,96 +6,209 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use tlsmint_ca::SecretString;
 
 use crate::api::error::ApiError;
 
 /// Longest value echoed in an error message.
 const ECHO: usize = 64;
 
-/// A request body.
-#[derive(Debug, Default)]
-pub struct Params(Map<String, Value>);
-
-impl Params {
-    /// Parses a JSON object body; an empty body is an empty object.
-    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Params::default());
-        }
-        match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(map)) => Ok(Params(map)),
-            Ok(_) => Err(ApiError::InvalidArgument(
+/// Reads a Vault request body into its typed form `T`: an empty body is
+/// `T::default()`, anything but a JSON object is refused, and a field of the
+/// wrong shape is refused naming the field. Unknown fields are ignored, as Vault does.
+pub fn parse<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let value = match serde_json::from_slice::<Value>(body) {
+        Ok(value @ Value::Object(_)) => value,
+        Ok(_) => {
+            return Err(ApiError::InvalidArgument(
                 "the request body must be a JSON object".into(),
-            )),
-            Err(e) => Err(ApiError::InvalidArgument(format!(
+            ));
+        }
+        Err(e) => {
+            return Err(ApiError::InvalidArgument(format!(
                 "failed to parse JSON input: {e}"
-            ))),
+            )));
         }
-    }
+    };
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        ApiError::InvalidArgument(format!("{}: {}", e.path(), clip(&e.inner().to_string())))
+    })
+}
 
-    /// A string parameter (numbers and booleans are accepted as text); empty is none.
-    pub fn string(&self, key: &str) -> Result<Option<String>, ApiError> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-            Some(_) => Err(ApiError::InvalidArgument(format!("{key} must be a string"))),
-        }
-    }
+/// A Vault text field: a string, or a number or boolean read as text. Empty
+/// and `null` are absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Text(pub Option<String>);
 
-    /// A list parameter: a comma-separated string or a JSON list of strings.
-    pub fn list(&self, key: &str) -> Result<Vec<String>, ApiError> {
-        let items: Vec<String> = match self.0.get(key) {
-            None | Some(Value::Null) => return Ok(Vec::new()),
-            Some(Value::String(s)) => s.split(',').map(str::to_owned).collect(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| match v {
-                    Value::String(s) => Ok(s.clone()),
-                    _ => Err(ApiError::InvalidArgument(format!(
-                        "{key} must be a list of strings"
-                    ))),
-                })
-                .collect::<Result<_, _>>()?,
-            Some(_) => {
-                return Err(ApiError::InvalidArgument(format!(
-                    "{key} must be a comma-separated string or a list of strings"
-                )));
+impl Text {
+    /// The value, if given.
+    pub fn get(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
             }
-        };
-        Ok(items
-            .into_iter()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect())
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text((!v.is_empty()).then(|| v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text, E> {
+                Ok(Text((!v.is_empty()).then_some(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
+                Ok(Text(Some(v.to_string())))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
+                Ok(Text(Some(v.to_string())))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text, E> {
+                Ok(Text(Some(
+                    serde_json::Number::from_f64(v)
+                        .map_or_else(|| v.to_string(), |n| n.to_string()),
+                )))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Text, E> {
+                Ok(Text(Some(v.to_string())))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Text, E> {
+                Ok(Text(None))
+            }
+        }
+        d.deserialize_any(V)
     }
+}
 
-    /// A TTL parameter in Vault's notation.
-    pub fn ttl(&self, key: &str) -> Result<Option<Duration>, ApiError> {
-        let Some(text) = self.string(key)? else {
-            return Ok(None);
-        };
-        parse_ttl(&text).map(Some).ok_or_else(|| {
-            ApiError::InvalidArgument(format!(
-                "{key} {:?} is not a duration: use seconds (3600) or a duration such as 90s, 15m, 24h, 7d",
-                clip(&text)
-            ))
-        })
+/// A Vault list field: a comma-separated string (`"a,b"`) or a JSON list of
+/// strings; items are trimmed and empty ones dropped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CommaList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for CommaList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Vec<String>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a comma-separated string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<String>, E> {
+                Ok(v.split(',').map(str::to_owned).collect())
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    items.push(item);
+                }
+                Ok(items)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Vec<String>, E> {
+                Ok(Vec::new())
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Vec<String>, E> {
+                Ok(Vec::new())
+            }
+        }
+        let items = d.deserialize_any(V)?;
+        Ok(CommaList(
+            items
+                .into_iter()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        ))
     }
+}
 
+/// The body of `issue/<role>` and `sign/<role>`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct IssueBody {
+    /// The certificate's CN.
+    pub common_name: Text,
+    /// DNS (and email) SANs.
+    pub alt_names: CommaList,
+    /// IP SANs.
+    pub ip_sans: CommaList,
+    /// URI SANs.
+    pub uri_sans: CommaList,
+    /// Vault's `other_sans`; refused when given.
+    pub other_sans: CommaList,
+    /// Requested lifetime in Vault's notation.
+    pub ttl: Text,
+    /// Absolute expiry, RFC 3339 (instead of `ttl`).
+    pub not_after: Text,
+    /// `pem`, `der` or `pem_bundle`.
+    pub format: Text,
+    /// `der`, `pem` or `pkcs8` (issue only).
+    pub private_key_format: Text,
+    /// The CSR (sign only).
+    pub csr: Text,
+}
+
+/// The body of `auth/kubernetes/login`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LoginBody {
+    /// The role the client token is for.
+    pub role: Text,
+    /// The ServiceAccount JWT: redacted in `Debug`, never logged.
+    pub jwt: Option<SecretString>,
+}
+
+/// The body of `revoke` and `revoke-with-key`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RevokeBody {
+    /// Colon-separated hex serial.
+    pub serial_number: Text,
+    /// The certificate, PEM.
+    pub certificate: Text,
+    /// Its private key, PEM (`revoke-with-key`): redacted in `Debug`, zeroed on
+    /// drop, never logged or echoed.
+    pub private_key: Option<SecretString>,
+}
+
+/// A TTL field in Vault's notation; `key` names it in the error.
+pub fn ttl(key: &str, value: &Text) -> Result<Option<Duration>, ApiError> {
+    let Some(text) = value.get() else {
+        return Ok(None);
+    };
+    parse_ttl(text).map(Some).ok_or_else(|| {
+        ApiError::InvalidArgument(format!(
+            "{key} {:?} is not a duration: use seconds (3600) or a duration such as 90s, 15m, 24h, 7d",
+            clip(text)
+        ))
+    })
+}
+
+impl IssueBody {
     /// The requested lifetime: `ttl`, or `not_after` (an absolute RFC 3339
     /// expiry, as Vault takes it) turned into the TTL that ends then, so the
     /// role's and mount's maxTTL and the CA's notAfter apply to it exactly as
     /// to a `ttl` (clamped with a warning, or refused). Both at once, an
     /// unreadable date, or a date not in the future are refused.
     pub fn lifetime(&self, now: OffsetDateTime) -> Result<Option<Duration>, ApiError> {
-        let ttl = self.ttl("ttl")?;
-        let Some(text) = self.string("not_after")? else {
+        let ttl = ttl("ttl", &self.ttl)?;
+        let Some(text) = self.not_after.get() else {
             return Ok(ttl);
         };
         if ttl.is_some() {
@@ -106,14 +219,14 @@ impl Params {
         let not_after = OffsetDateTime::parse(text.trim(), &Rfc3339).map_err(|_| {
             ApiError::InvalidArgument(format!(
                 "not_after {:?} is not a date: use UTC RFC 3339, such as 2030-01-31T23:59:59Z",
-                clip(&text)
+                clip(text)
             ))
         })?;
         let left = not_after - now;
         if !left.is_positive() {
             return Err(ApiError::InvalidArgument(format!(
                 "not_after {:?} is not in the future",
-                clip(&text)
+                clip(text)
             )));
         }
         Ok(Some(
@@ -179,11 +292,11 @@ mod tests {
     #[test]
     fn not_after_becomes_the_ttl_that_ends_then() {
         let now = OffsetDateTime::parse("2030-01-01T00:00:00Z", &Rfc3339).unwrap();
-        let p = Params::parse(br#"{"not_after":"2030-01-01T02:00:00Z"}"#).unwrap();
+        let p: IssueBody = parse(br#"{"not_after":"2030-01-01T02:00:00Z"}"#).unwrap();
         assert_eq!(p.lifetime(now).unwrap(), Some(Duration::from_secs(7200)));
-        let p = Params::parse(br#"{"ttl":"1h"}"#).unwrap();
+        let p: IssueBody = parse(br#"{"ttl":"1h"}"#).unwrap();
         assert_eq!(p.lifetime(now).unwrap(), Some(Duration::from_secs(3600)));
-        assert_eq!(Params::default().lifetime(now).unwrap(), None);
+        assert_eq!(IssueBody::default().lifetime(now).unwrap(), None);
         for (body, says) in [
             (
                 &br#"{"not_after":"2029-12-31T00:00:00Z"}"#[..],
@@ -195,7 +308,7 @@ mod tests {
                 "not both",
             ),
         ] {
-            let err = Params::parse(body).unwrap().lifetime(now).unwrap_err();
+            let err = parse::<IssueBody>(body).unwrap().lifetime(now).unwrap_err();
             assert!(err.message().contains(says), "{}", err.message());
         }
     }
@@ -207,24 +320,51 @@ mod tests {
         assert_eq!(parse_ttl("99999999999999999999999"), Some(max));
         assert_eq!(parse_ttl("999999999999999d"), Some(max));
         assert_eq!(ttl_from_secs(u64::MAX), max);
-        let p = Params::parse(br#"{"ttl":"99999999h"}"#).unwrap();
-        assert_eq!(p.ttl("ttl").unwrap(), Some(max));
+        let p: IssueBody = parse(br#"{"ttl":"99999999h"}"#).unwrap();
+        assert_eq!(ttl("ttl", &p.ttl).unwrap(), Some(max));
     }
 
     #[test]
     fn reads_strings_lists_and_numbers() {
-        let p = Params::parse(br#"{"alt_names":"a.example.com, b.example.com","ip_sans":["10.0.0.1"],"ttl":3600,"common_name":""}"#).unwrap();
-        assert_eq!(
-            p.list("alt_names").unwrap(),
-            vec!["a.example.com", "b.example.com"]
+        let p: IssueBody = parse(br#"{"alt_names":"a.example.com, b.example.com","ip_sans":["10.0.0.1"],"ttl":3600,"common_name":"","format":true,"unknown":{"x":1}}"#).unwrap();
+        assert_eq!(p.alt_names.0, vec!["a.example.com", "b.example.com"]);
+        assert_eq!(p.ip_sans.0, vec!["10.0.0.1"]);
+        assert_eq!(ttl("ttl", &p.ttl).unwrap(), Some(Duration::from_secs(3600)));
+        assert_eq!(p.common_name.get(), None);
+        assert_eq!(p.format.get(), Some("true"));
+        assert!(parse::<IssueBody>(b"[1]").is_err());
+        assert!(parse::<IssueBody>(b"{").is_err());
+        assert!(parse::<LoginBody>(b"").unwrap().role.get().is_none());
+        let bad: IssueBody = parse(br#"{"ttl":"forever"}"#).unwrap();
+        assert!(
+            ttl("ttl", &bad.ttl)
+                .unwrap_err()
+                .message()
+                .contains("forever")
         );
-        assert_eq!(p.list("ip_sans").unwrap(), vec!["10.0.0.1"]);
-        assert_eq!(p.ttl("ttl").unwrap(), Some(Duration::from_secs(3600)));
-        assert_eq!(p.string("common_name").unwrap(), None);
-        assert!(Params::parse(b"[1]").is_err());
-        assert!(Params::parse(b"{").is_err());
-        assert!(Params::parse(b"").unwrap().string("x").unwrap().is_none());
-        let bad = Params::parse(br#"{"ttl":"forever"}"#).unwrap();
-        assert!(bad.ttl("ttl").unwrap_err().message().contains("forever"));
+        let t: IssueBody = parse(br#"{"ttl":1.5,"uri_sans":null}"#).unwrap();
+        assert_eq!((t.ttl.get(), t.uri_sans.0.len()), (Some("1.5"), 0));
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_shape_is_refused_by_name() {
+        let err = parse::<IssueBody>(br#"{"alt_names":{"a":1}}"#).unwrap_err();
+        assert!(
+            err.message().starts_with("alt_names: ") && err.message().contains("comma-separated"),
+            "{err}"
+        );
+        let err = parse::<IssueBody>(br#"{"ip_sans":["10.0.0.1", 7]}"#).unwrap_err();
+        assert!(err.message().starts_with("ip_sans"), "{err}");
+        let err = parse::<LoginBody>(br#"{"role":["web"]}"#).unwrap_err();
+        assert_eq!(
+            err.message(),
+            "role: invalid type: sequence, expected a string"
+        );
+        let err = parse::<RevokeBody>(br#"{"private_key":{"pem":"-----BEGIN"}}"#).unwrap_err();
+        assert!(!err.message().contains("BEGIN"), "{err}");
+        let body: RevokeBody = parse(br#"{"private_key":"-----BEGIN PRIVATE KEY-----"}"#).unwrap();
+        assert!(!format!("{body:?}").contains("BEGIN"));
+        let body: LoginBody = parse(br#"{"role":"web","jwt":"eyJ.secret.sig"}"#).unwrap();
+        assert!(!format!("{body:?}").contains("secret"));
     }
 }

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use tlsmint_ca::ExposeSecret as _;
 use tlsmint_ca::{KeyAlgorithm, KeyEncoding, NameRequest, PrivateKey, Serial, pem, x509};
 
-use super::params::{Params, clip};
+use super::params::{self, IssueBody, LoginBody, RevokeBody, clip};
 use super::{caller, envelope};
 use crate::api::ApiState;
 use crate::api::audit::{self, Channel};
@@ -27,16 +27,18 @@ use crate::registry::MountEntry;
 /// `POST /v1/auth/kubernetes/login` with `role` and `jwt`.
 pub async fn login(state: &ApiState, body: &[u8]) -> Response {
     let result = async {
-        let params = Params::parse(body)?;
-        let role = params
-            .string("role")?
+        let body: LoginBody = params::parse(body)?;
+        let role = body
+            .role
+            .0
             .ok_or_else(|| ApiError::InvalidArgument("missing role".into()))?;
-        let jwt = params
-            .string("jwt")?
+        let jwt = body
+            .jwt
+            .filter(|jwt| !jwt.expose_secret().is_empty())
             .ok_or_else(|| ApiError::InvalidArgument("missing jwt".into()))?;
         let caller = state
             .auth
-            .authenticate(&jwt)
+            .authenticate(jwt.expose_secret())
             .await
             .map_err(|e| match ApiError::from(e) {
                 ApiError::Unauthenticated(m) => {
@@ -92,17 +94,19 @@ pub async fn issue(
     let op = if sign { "sign" } else { "issue" };
     let result = async {
         let caller = caller(state, headers, op).await?;
-        let params = Params::parse(body)?;
-        if !params.list("other_sans")?.is_empty() {
+        let params: IssueBody = params::parse(body)?;
+        if !params.other_sans.0.is_empty() {
             return Err(ApiError::InvalidArgument(
                 "other_sans is not supported by tlsmint".into(),
             ));
         }
-        let format = Format::parse(params.string("format")?.as_deref())?;
-        let key_format = params.string("private_key_format")?;
+        let format = Format::parse(params.format.get())?;
+        let key_format = params.private_key_format.0.clone();
+        let ttl = params.lifetime(OffsetDateTime::now_utc())?;
         let kind = if sign {
             let csr = params
-                .string("csr")?
+                .csr
+                .0
                 .ok_or_else(|| ApiError::InvalidArgument("missing csr".into()))?;
             Kind::Sign(csr.into_bytes())
         } else {
@@ -112,12 +116,12 @@ pub async fn issue(
             role: role.to_owned(),
             mount_path: Some(mount.path.clone()),
             names: NameRequest {
-                common_name: params.string("common_name")?,
-                dns_names: params.list("alt_names")?,
-                ip_addresses: params.list("ip_sans")?,
-                uris: params.list("uri_sans")?,
+                common_name: params.common_name.0,
+                dns_names: params.alt_names.0,
+                ip_addresses: params.ip_sans.0,
+                uris: params.uri_sans.0,
             },
-            ttl: params.lifetime(OffsetDateTime::now_utc())?,
+            ttl,
             kind,
         };
         let outcome = issue::run(state, Channel::Vault, &caller, call).await?;
@@ -261,11 +265,11 @@ async fn revoke_checked(
     let ca = mount.ca().ok_or_else(|| {
         ApiError::FailedPrecondition(format!("mount {:?} is not ready", mount.name))
     })?;
-    let params = Params::parse(body)?;
+    let params: RevokeBody = params::parse(body)?;
     let now = OffsetDateTime::now_utc();
     let grace = state.settings.revoked_grace;
-    let serial_text = params.string("serial_number")?;
-    let cert_text = params.string("certificate")?;
+    let serial_text = params.serial_number.0;
+    let cert_text = params.certificate.0;
     if serial_text.is_some() && cert_text.is_some() {
         return Err(ApiError::InvalidArgument(
             "give serial_number or certificate, not both".into(),
@@ -282,12 +286,15 @@ async fn revoke_checked(
     };
     let (serial, not_after, by, proof) = if with_key {
         // Zeroed when dropped; neither it nor a parse error of it is logged or echoed.
-        let key_text = zeroize::Zeroizing::new(params.string("private_key")?.ok_or_else(|| {
-            ApiError::InvalidArgument(
+        let key_text = params
+            .private_key
+            .filter(|k| !k.expose_secret().is_empty())
+            .ok_or_else(|| {
+                ApiError::InvalidArgument(
                 "missing private_key: revoke-with-key needs the certificate's private key (PEM)"
                     .into(),
             )
-        })?);
+            })?;
         let (pem_text, by) = match (cert_text, &serial_given) {
             (Some(cert), _) => (cert, "certificate"),
             (None, Some(serial)) => match state.recent.get(serial) {
@@ -308,7 +315,7 @@ async fn revoke_checked(
         };
         let der = pem::decode_certificate(&pem_text)?;
         issued_by_mount(&der, ca.certificate_der(), mount)?;
-        let key = PrivateKey::from_pem(&key_text).map_err(|e| {
+        let key = PrivateKey::from_pem(key_text.expose_secret()).map_err(|e| {
             ApiError::InvalidArgument(format!(
                 "private_key is not a usable private key: {}",
                 e.report()
