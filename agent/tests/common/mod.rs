@@ -76,7 +76,7 @@ impl FakeCa {
             .map_err(|e| e.to_string())?;
         Ok(proto::IssuedCertificate {
             certificate_pem: issued.certificate_pem,
-            ca_chain_pem: issued.ca_chain_pem,
+            ca_chain_pem: issued.ca_chain.pem.to_vec(),
             ca_bundle_pem: self.root.certificate_pem(),
             serial_number: issued.serial.to_string(),
             not_before: None,

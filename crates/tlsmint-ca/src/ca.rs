@@ -8,6 +8,7 @@
 //! those checks is never built, so it can never issue.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyUsagePurpose};
@@ -55,9 +56,32 @@ pub struct CertificateAuthority {
     key: PrivateKey,
     cert_der: Vec<u8>,
     chain_der: Vec<Vec<u8>>,
+    /// This CA and its parents, nearest first, in both forms: encoded once here,
+    /// shared by every certificate issued.
+    ca_chain: CaChain,
     info: CertInfo,
     issuer: Issuer<'static, PrivateKey>,
     options: MountOptions,
+}
+
+/// A CA and every parent up to the root (or the last known one), nearest first, as DER
+/// and as PEM. Cheap to clone: both lists are shared.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CaChain {
+    /// DER certificates.
+    pub der: Arc<[Vec<u8>]>,
+    /// The same certificates, PEM (Vault's `ca_chain`).
+    pub pem: Arc<[String]>,
+}
+
+impl CaChain {
+    fn new(ders: Vec<Vec<u8>>) -> Self {
+        let pem: Vec<String> = ders.iter().map(|d| pem::encode_certificate(d)).collect();
+        CaChain {
+            der: ders.into(),
+            pem: pem.into(),
+        }
+    }
 }
 
 impl fmt::Debug for CertificateAuthority {
@@ -156,11 +180,18 @@ impl CertificateAuthority {
                     what,
                     reason: e.to_string(),
                 })?;
+        let ca_chain = CaChain::new(
+            std::iter::once(&cert_der)
+                .chain(&chain_der)
+                .cloned()
+                .collect(),
+        );
         Ok(CertificateAuthority {
             name: name.to_owned(),
             key,
             cert_der,
             chain_der,
+            ca_chain,
             info,
             issuer,
             options: MountOptions::default(),
@@ -211,10 +242,12 @@ impl CertificateAuthority {
 
     /// This CA and every parent, as a list of PEM certificates (Vault's `ca_chain`).
     pub fn ca_chain_pem(&self) -> Vec<String> {
-        std::iter::once(&self.cert_der)
-            .chain(&self.chain_der)
-            .map(|der| pem::encode_certificate(der))
-            .collect()
+        self.ca_chain.pem.to_vec()
+    }
+
+    /// This CA and every parent, nearest first, DER and PEM, encoded once.
+    pub fn ca_chain(&self) -> &CaChain {
+        &self.ca_chain
     }
 
     /// The top of the chain: the root if the chain reaches it, else the last known parent.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SanType};
 use time::OffsetDateTime;
 
-use crate::ca::CertificateAuthority;
+use crate::ca::{CaChain, CertificateAuthority};
 use crate::csr;
 use crate::error::{Error, Result};
 use crate::key::{KeyAlgorithm, KeySpec, PrivateKey};
@@ -135,8 +135,9 @@ pub struct Issued {
     pub certificate_der: Vec<u8>,
     /// The leaf, PEM.
     pub certificate_pem: String,
-    /// The issuing CA and its parents up to the root, PEM, nearest first.
-    pub ca_chain_pem: Vec<String>,
+    /// The issuing CA and its parents up to the root, nearest first, DER and PEM
+    /// (shared with the CA: not encoded per certificate).
+    pub ca_chain: CaChain,
     /// Serial.
     pub serial: Serial,
     /// notBefore.
@@ -154,7 +155,8 @@ pub struct Issued {
 impl Issued {
     /// The issuing CA's certificate, PEM (Vault's `issuing_ca`).
     pub fn issuing_ca_pem(&self) -> &str {
-        self.ca_chain_pem
+        self.ca_chain
+            .pem
             .first()
             .map(String::as_str)
             .unwrap_or_default()
@@ -278,7 +280,7 @@ impl CertificateAuthority {
         Ok(Issued {
             certificate_pem: pem::encode_certificate(&der),
             certificate_der: der,
-            ca_chain_pem: self.ca_chain_pem(),
+            ca_chain: self.ca_chain().clone(),
             serial,
             not_before: window.not_before,
             not_after: window.not_after,

@@ -33,7 +33,7 @@ pub mod subject;
 pub mod validity;
 pub mod x509;
 
-pub use ca::{CaConfig, CertificateAuthority, MountOptions, PendingIntermediate};
+pub use ca::{CaChain, CaConfig, CertificateAuthority, MountOptions, PendingIntermediate};
 pub use crl::{Crl, RevokedEntry};
 pub use error::{Error, ErrorClass, Result, report};
 pub use key::{ExposeSecret, KeyAlgorithm, KeyEncoding, KeySpec, PrivateKey, SecretString};

@@ -136,7 +136,11 @@ fn issues_a_server_leaf_that_verifies_through_an_intermediate() {
         .expect("issue");
     assert!(issued.private_key.is_some());
     assert_eq!(issued.names.dns_names, vec!["api.example.com".to_string()]);
-    assert_eq!(issued.ca_chain_pem.len(), 2, "intermediate then root");
+    assert_eq!(issued.ca_chain.pem.len(), 2, "intermediate then root");
+    // Both forms of the chain name the same certificates, nearest first.
+    assert_eq!(issued.ca_chain.der[0], int.certificate_der());
+    assert_eq!(issued.ca_chain.der[1], root.certificate_der());
+    assert_eq!(issued.ca_chain.pem[0], int.certificate_pem());
     let intermediates = vec![int.certificate_der().to_vec()];
     verify_server(
         &issued.certificate_der,

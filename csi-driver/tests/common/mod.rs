@@ -179,7 +179,7 @@ impl issuer_server::Issuer for FakeIssuer {
         Ok(tonic::Response::new(proto::SignResponse {
             certificate: Some(proto::IssuedCertificate {
                 certificate_pem: issued.certificate_pem,
-                ca_chain_pem: issued.ca_chain_pem,
+                ca_chain_pem: issued.ca_chain.pem.to_vec(),
                 ca_bundle_pem: self.ca.root.certificate_pem(),
                 serial_number: serial,
                 not_before: Some(proto::timestamp(issued.not_before.unix_timestamp())),

@@ -113,7 +113,7 @@ fn certificate(outcome: &Outcome) -> IssuedCertificate {
     let issued = &outcome.issued;
     IssuedCertificate {
         certificate_pem: issued.certificate_pem.clone(),
-        ca_chain_pem: issued.ca_chain_pem.clone(),
+        ca_chain_pem: issued.ca_chain.pem.to_vec(),
         ca_bundle_pem: outcome.ca_bundle_pem().to_owned(),
         serial_number: issued.serial.to_colon_hex(),
         not_before: Some(timestamp(issued.not_before.unix_timestamp())),

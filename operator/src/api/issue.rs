@@ -58,7 +58,8 @@ impl Outcome {
     /// The top of the chain (the trust anchor for `ca.crt`).
     pub fn ca_bundle_pem(&self) -> &str {
         self.issued
-            .ca_chain_pem
+            .ca_chain
+            .pem
             .last()
             .map(String::as_str)
             .unwrap_or_default()

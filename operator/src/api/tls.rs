@@ -19,8 +19,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use time::OffsetDateTime;
 use tlsmint_ca::{
-    CertificateAuthority, Identity, IssueRequest, LeafProfile, Lifetimes, NameRequest, Policy,
-    Role, pem,
+    CertificateAuthority, Identity, IssueRequest, LeafProfile, Lifetimes, NameRequest, Policy, Role,
 };
 use tlsmint_client::renewal;
 use tlsmint_runtime::tls::CertSwap;
@@ -87,8 +86,8 @@ impl ServingCert {
             .take()
             .ok_or_else(|| TlsError::Key("no key was generated".into()))?;
         let mut chain = vec![CertificateDer::from(issued.certificate_der.clone())];
-        for parent in &issued.ca_chain_pem {
-            chain.push(CertificateDer::from(pem::decode_certificate(parent)?));
+        for parent in issued.ca_chain.der.iter() {
+            chain.push(CertificateDer::from(parent.clone()));
         }
         let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.pkcs8_der().to_vec()));
         self.current.set_der(chain, &der)?;

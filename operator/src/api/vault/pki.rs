@@ -154,10 +154,11 @@ impl Format {
         }
     }
 
-    fn cert(self, pem_text: &str) -> Result<String, ApiError> {
+    /// A certificate in this format, from the engine's two forms (no PEM round trip).
+    fn cert(self, der: &[u8], pem_text: &str) -> String {
         match self {
-            Format::Pem | Format::PemBundle => Ok(pem_text.trim_end().to_owned()),
-            Format::Der => Ok(STANDARD.encode(pem::decode_certificate(pem_text)?)),
+            Format::Pem | Format::PemBundle => pem_text.trim_end().to_owned(),
+            Format::Der => STANDARD.encode(der),
         }
     }
 }
@@ -169,12 +170,14 @@ fn issue_data(
 ) -> Result<Value, ApiError> {
     let issued = &outcome.issued;
     let chain: Vec<String> = issued
-        .ca_chain_pem
+        .ca_chain
+        .der
         .iter()
-        .map(|c| format.cert(c))
-        .collect::<Result<_, _>>()?;
+        .zip(issued.ca_chain.pem.iter())
+        .map(|(der, pem)| format.cert(der, pem))
+        .collect();
     let issuing_ca = chain.first().cloned().unwrap_or_default();
-    let mut certificate = format.cert(&issued.certificate_pem)?;
+    let mut certificate = format.cert(&issued.certificate_der, &issued.certificate_pem);
     let mut data = json!({
         "certificate": "",
         "issuing_ca": issuing_ca,

@@ -146,8 +146,8 @@ fn certificate_secret(
     issued: &Issued,
 ) -> Result<Secret, String> {
     let spec = &req.cr.spec;
-    let chain = issued.ca_chain_pem.concat();
-    let root = issued.ca_chain_pem.last().cloned().unwrap_or_default();
+    let chain = issued.ca_chain.pem.concat();
+    let root = issued.ca_chain.pem.last().cloned().unwrap_or_default();
     let key = match (&issued.private_key, spec.csr.is_some()) {
         (Some(key), false) => key
             .to_pem(crate::convert::key_encoding(spec.private_key.encoding))

@@ -333,8 +333,8 @@ async fn deny(
 /// in the ClusterTrustBundle), times equal to the leaf's, `beginRefreshAt` at half-life.
 fn issued_status(issued: &Issued) -> PodCertificateRequestStatus {
     let mut chain = issued.certificate_pem.clone();
-    let intermediates = issued.ca_chain_pem.len().saturating_sub(1);
-    for pem in issued.ca_chain_pem.iter().take(intermediates) {
+    let intermediates = issued.ca_chain.pem.len().saturating_sub(1);
+    for pem in issued.ca_chain.pem.iter().take(intermediates) {
         chain.push_str(pem);
     }
     let refresh = decide::begin_refresh_at(
