@@ -173,6 +173,7 @@ pub async fn run(args: Box<RunArgs>) -> anyhow::Result<()> {
         label_selector,
         concurrency,
         cpu,
+        failures: Default::default(),
     });
     tracing::info!(namespace = %namespace, identity = %identity, "tlsmint operator starting");
     // The Lease gets its own client (its own connections), so renewals never queue behind

@@ -7,7 +7,7 @@
 //! controller reports that verdict from the registry.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -82,18 +82,12 @@ pub fn decide(role: &IssuerRole, compiled: Result<(), String>, mount: &MountFact
 /// Reconciles one IssuerRole.
 #[tracing::instrument(skip_all, fields(kind = KIND, name = %role.name_any()))]
 pub async fn reconcile(role: Arc<IssuerRole>, ctx: Arc<Context>) -> Result<Action> {
-    let started = Instant::now();
-    let result = reconcile_inner(&role, &ctx).await;
-    ctx.metrics
-        .reconciled(KIND, started.elapsed().as_secs_f64());
-    result
+    super::reconciled(KIND, &*role, &ctx, reconcile_inner(&role, &ctx)).await
 }
 
-/// Retry after a failed reconcile (API errors).
+/// Retry after a failed reconcile (API errors), with the object's own backoff.
 pub fn error_policy(role: Arc<IssuerRole>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failed(KIND, error.category());
-    tracing::warn!(kind = KIND, name = %role.name_any(), error = error as &dyn std::error::Error, "reconcile failed");
-    Action::requeue(Duration::from_secs(5))
+    super::retry(KIND, &*role, error, &ctx)
 }
 
 async fn reconcile_inner(role: &IssuerRole, ctx: &Context) -> Result<Action> {

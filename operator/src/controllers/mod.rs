@@ -58,6 +58,8 @@ pub struct Context {
     pub concurrency: u16,
     /// Where key generation and signing run.
     pub cpu: tlsmint_runtime::cpu::CpuPool,
+    /// Failed reconciles in a row, per object, for [`retry`]'s backoff.
+    pub failures: Failures,
 }
 
 impl std::fmt::Debug for Context {
@@ -131,6 +133,88 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
     let bundles = trust_bundles::run(ctx.clone(), stop);
     tokio::join!(mounts, roles, requests, signer, bundles);
     ctx.metrics.requests.set(None);
+}
+
+/// Failed reconciles in a row, per object (`kind/namespace/name`). An entry goes when the
+/// object next reconciles cleanly; past [`Failures::MAX`] objects the table starts over.
+#[derive(Debug, Default)]
+pub struct Failures(std::sync::Mutex<std::collections::HashMap<String, u32>>);
+
+impl Failures {
+    /// Most objects remembered.
+    pub const MAX: usize = 10_000;
+
+    fn key<K: kube::Resource<DynamicType = ()>>(kind: &str, obj: &K) -> String {
+        format!(
+            "{kind}/{}/{}",
+            obj.namespace().unwrap_or_default(),
+            obj.name_any()
+        )
+    }
+
+    /// Counts one more failure of `key` and returns how many in a row.
+    fn next(&self, key: String) -> u32 {
+        let mut table = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if table.len() >= Self::MAX && !table.contains_key(&key) {
+            table.clear();
+        }
+        let count = table.entry(key).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    }
+
+    fn clear(&self, key: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+}
+
+/// The one reconcile wrapper of the three controllers: times and counts each reconcile,
+/// and forgets the object's failures when it succeeds.
+pub async fn reconciled<K>(
+    kind: &'static str,
+    obj: &K,
+    ctx: &Context,
+    work: impl std::future::Future<Output = error::Result<controller::Action>>,
+) -> error::Result<controller::Action>
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    let started = std::time::Instant::now();
+    let result = work.await;
+    ctx.metrics
+        .reconciled(kind, started.elapsed().as_secs_f64());
+    if result.is_ok() {
+        ctx.failures.clear(&Failures::key(kind, obj));
+    }
+    result
+}
+
+/// The one error policy: counts and logs the failure, and retries the object after
+/// `failure_backoff` of its failures in a row (5 s, 10 s, 20 s, ... 5 min, spread by up
+/// to 10% from its UID), instead of every 5 s for ever.
+pub fn retry<K>(
+    kind: &'static str,
+    obj: &K,
+    error: &error::Error,
+    ctx: &Context,
+) -> controller::Action
+where
+    K: kube::Resource<DynamicType = ()>,
+{
+    ctx.metrics.failed(kind, error.category());
+    let failures = ctx.failures.next(Failures::key(kind, obj));
+    let seed = tlsmint_client::renewal::seed_of(obj.uid().unwrap_or_default().as_bytes());
+    let delay = tlsmint_client::renewal::failure_backoff(failures, seed);
+    tracing::warn!(
+        kind,
+        namespace = obj.namespace().unwrap_or_default(),
+        name = %obj.name_any(),
+        failures,
+        retry_in = ?delay,
+        error = error as &dyn std::error::Error,
+        "reconcile failed"
+    );
+    controller::Action::requeue(delay)
 }
 
 /// Turns the registry's notices into reconcile requests for the objects of `store` that
@@ -384,6 +468,28 @@ mod wake_tests {
         let mut cr = CertificateRequest::new(name, CertificateRequestSpec::new(role, name));
         cr.metadata.namespace = Some("apps".into());
         cr
+    }
+
+    #[test]
+    fn failures_count_in_a_row_per_object_and_clear_on_success() {
+        let failures = Failures::default();
+        let a = request("a", "web");
+        let b = request("b", "web");
+        let key = |cr: &CertificateRequest| Failures::key("CertificateRequest", cr);
+        assert_eq!(key(&a), "CertificateRequest/apps/a");
+        assert_eq!(failures.next(key(&a)), 1);
+        assert_eq!(failures.next(key(&a)), 2);
+        assert_eq!(failures.next(key(&b)), 1);
+        failures.clear(&key(&a));
+        assert_eq!(failures.next(key(&a)), 1);
+        // The backoff it feeds grows with the count (5 s, 10 s, ...), capped at 5 min.
+        let delay = |n| tlsmint_client::renewal::failure_backoff(n, 7);
+        assert!(delay(1) < delay(2) && delay(2) < delay(3));
+        assert!(delay(30) <= std::time::Duration::from_secs(330));
+        for i in 0..Failures::MAX {
+            failures.next(format!("x/{i}"));
+        }
+        assert!(failures.0.lock().unwrap().len() <= Failures::MAX);
     }
 
     #[tokio::test]

@@ -15,7 +15,6 @@ mod issue;
 mod report;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action;
@@ -40,18 +39,12 @@ pub const KIND: &str = "CertificateRequest";
 /// Reconciles one CertificateRequest.
 #[tracing::instrument(skip_all, fields(kind = KIND, namespace = cr.namespace().unwrap_or_default(), name = %cr.name_any()))]
 pub async fn reconcile(cr: Arc<CertificateRequest>, ctx: Arc<Context>) -> Result<Action> {
-    let started = Instant::now();
-    let result = reconcile_inner(&cr, &ctx).await;
-    ctx.metrics
-        .reconciled(KIND, started.elapsed().as_secs_f64());
-    result
+    super::reconciled(KIND, &*cr, &ctx, reconcile_inner(&cr, &ctx)).await
 }
 
-/// Retry after a failed reconcile (API errors).
+/// Retry after a failed reconcile (API errors), with the object's own backoff.
 pub fn error_policy(cr: Arc<CertificateRequest>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failed(KIND, error.category());
-    tracing::warn!(kind = KIND, namespace = cr.namespace().unwrap_or_default(), name = %cr.name_any(), error = error as &dyn std::error::Error, "reconcile failed");
-    Action::requeue(Duration::from_secs(5))
+    super::retry(KIND, &*cr, error, &ctx)
 }
 
 async fn reconcile_inner(cr: &CertificateRequest, ctx: &Context) -> Result<Action> {

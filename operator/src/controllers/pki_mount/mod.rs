@@ -13,7 +13,7 @@ mod act;
 pub mod decide;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action;
@@ -38,19 +38,12 @@ const WAIT_RECHECK: Duration = Duration::from_secs(30);
 /// Reconciles one PkiMount.
 #[tracing::instrument(skip_all, fields(kind = KIND, name = %mount.name_any()))]
 pub async fn reconcile(mount: Arc<PkiMount>, ctx: Arc<Context>) -> Result<Action> {
-    let started = Instant::now();
-    let result = reconcile_inner(&mount, &ctx).await;
-    ctx.metrics
-        .reconciled(KIND, started.elapsed().as_secs_f64());
-    result
+    super::reconciled(KIND, &*mount, &ctx, reconcile_inner(&mount, &ctx)).await
 }
 
-/// Retry after a failed reconcile (API errors): a short, fixed delay; the kube runtime
-/// also spaces out watch-triggered retries.
+/// Retry after a failed reconcile (API errors), with the object's own backoff.
 pub fn error_policy(mount: Arc<PkiMount>, error: &Error, ctx: Arc<Context>) -> Action {
-    ctx.metrics.failed(KIND, error.category());
-    tracing::warn!(kind = KIND, name = %mount.name_any(), error = error as &dyn std::error::Error, "reconcile failed");
-    Action::requeue(Duration::from_secs(5))
+    super::retry(KIND, &*mount, error, &ctx)
 }
 
 async fn reconcile_inner(mount: &PkiMount, ctx: &Context) -> Result<Action> {
