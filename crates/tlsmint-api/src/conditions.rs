@@ -206,24 +206,96 @@ pub fn is_ready(conditions: &[Condition]) -> bool {
     is_true(conditions, READY)
 }
 
+/// A two-valued condition as a controller decides it, before it is stamped with a
+/// generation and a time: whether it holds, its `reason` and the message for people.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// `True` or `False`.
+    pub holds: bool,
+    /// A [`reason`] value.
+    pub reason: &'static str,
+    /// For people.
+    pub message: String,
+}
+
+impl Verdict {
+    /// The condition holds (`True`).
+    pub fn yes(reason: &'static str, message: impl Into<String>) -> Self {
+        Verdict {
+            holds: true,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// The condition does not hold (`False`).
+    pub fn no(reason: &'static str, message: impl Into<String>) -> Self {
+        Verdict {
+            holds: false,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// The condition of `type_` this verdict makes.
+    pub fn condition(&self, type_: &str, generation: Option<i64>, now: Time) -> Condition {
+        let status = if self.holds {
+            ConditionStatus::True
+        } else {
+            ConditionStatus::False
+        };
+        new_condition(
+            type_,
+            status,
+            self.reason,
+            self.message.clone(),
+            generation,
+            now,
+        )
+    }
+}
+
+/// What [`set`] changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing: the condition was already so.
+    Unchanged,
+    /// Only its message or observed generation: worth writing, not worth an Event.
+    Detail,
+    /// A new condition, or a new status or reason: a transition, worth an Event.
+    Transition,
+}
+
+impl Change {
+    /// Whether the status or reason changed (or the condition is new).
+    pub fn is_transition(self) -> bool {
+        self == Change::Transition
+    }
+}
+
 /// Inserts or replaces the condition of the same type. If the status is unchanged the old
-/// `lastTransitionTime` is kept, so status stays calm. Returns whether anything changed (so
-/// the caller can skip a no-op patch).
-pub fn set(conditions: &mut Vec<Condition>, mut new: Condition) -> bool {
+/// `lastTransitionTime` is kept, so status stays calm. Says what changed: nothing, a detail,
+/// or a transition (what controllers publish an Event for).
+pub fn set(conditions: &mut Vec<Condition>, mut new: Condition) -> Change {
     match conditions.iter_mut().find(|c| c.type_ == new.type_) {
         Some(old) => {
             if old.status == new.status {
                 new.last_transition_time = old.last_transition_time.clone();
             }
             if *old == new {
-                return false;
+                return Change::Unchanged;
             }
+            let change = if old.status == new.status && old.reason == new.reason {
+                Change::Detail
+            } else {
+                Change::Transition
+            };
             *old = new;
-            true
+            change
         }
         None => {
             conditions.push(new);
-            true
+            Change::Transition
         }
     }
 }
@@ -273,30 +345,62 @@ mod tests {
     #[test]
     fn set_keeps_transition_time_when_status_is_unchanged() {
         let mut conditions = vec![];
-        assert!(set(
-            &mut conditions,
-            ready(reason::ISSUED, "a", Some(1), at(10))
-        ));
-        assert!(!set(
-            &mut conditions,
-            ready(reason::ISSUED, "a", Some(1), at(20))
-        ));
+        let set = |c: &mut Vec<Condition>, new| set(c, new);
+        assert_eq!(
+            set(&mut conditions, ready(reason::ISSUED, "a", Some(1), at(10))),
+            Change::Transition
+        );
+        assert_eq!(
+            set(&mut conditions, ready(reason::ISSUED, "a", Some(1), at(20))),
+            Change::Unchanged
+        );
         assert_eq!(conditions[0].last_transition_time, at(10));
-        assert!(set(
-            &mut conditions,
-            ready(reason::ISSUED, "b", Some(2), at(30))
-        ));
+        // A new message alone is a detail, not a transition.
+        assert_eq!(
+            set(&mut conditions, ready(reason::ISSUED, "b", Some(2), at(30))),
+            Change::Detail
+        );
         assert_eq!(conditions[0].last_transition_time, at(10));
         assert_eq!(conditions[0].message, "b");
-        assert!(set(
-            &mut conditions,
-            not_ready(reason::FAILED, "x", Some(2), at(40))
-        ));
+        assert!(
+            set(
+                &mut conditions,
+                not_ready(reason::FAILED, "x", Some(2), at(40))
+            )
+            .is_transition()
+        );
         assert_eq!(conditions[0].last_transition_time, at(40));
-        assert!(set(
-            &mut conditions,
-            issuing(reason::RENEWING, "", Some(2), at(50))
-        ));
+        // Same status, new reason: a transition too.
+        assert!(
+            set(
+                &mut conditions,
+                not_ready(reason::DENIED, "x", Some(2), at(45))
+            )
+            .is_transition()
+        );
+        assert_eq!(conditions[0].last_transition_time, at(40));
+        let made = Verdict::no(reason::DENIED, "x").condition(READY, Some(2), at(46));
+        assert_eq!(
+            (
+                made.status.as_str(),
+                made.reason.as_str(),
+                made.message.as_str()
+            ),
+            ("False", reason::DENIED, "x")
+        );
+        assert_eq!(
+            Verdict::yes(reason::READY, "")
+                .condition(READY, None, at(1))
+                .status,
+            "True"
+        );
+        assert!(
+            set(
+                &mut conditions,
+                issuing(reason::RENEWING, "", Some(2), at(50))
+            )
+            .is_transition()
+        );
         assert_eq!(conditions.len(), 2);
         assert!(!is_ready(&conditions));
         assert!(is_true(&conditions, ISSUING));

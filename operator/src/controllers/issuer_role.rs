@@ -13,7 +13,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
-use tlsmint_api::conditions::{self, reason};
+use tlsmint_api::conditions::{self, Verdict, reason};
 use tlsmint_api::v1alpha1::{IssuerRole, PkiMount};
 
 use super::Context;
@@ -39,40 +39,33 @@ pub enum MountFacts {
     },
 }
 
-/// The Ready condition to report: status, reason, message.
-pub type Verdict = (bool, &'static str, String);
-
 /// Decides a role's Ready condition. `compiled` is the loader's verdict on turning it into
 /// the engine's role, its own `validate()` included (`Err` holds the reason).
 pub fn decide(role: &IssuerRole, compiled: Result<(), String>, mount: &MountFacts) -> Verdict {
     let mount_name = &role.spec.mount_ref.name;
     if let Err(e) = compiled {
-        return (false, reason::INVALID_SPEC, e);
+        return Verdict::no(reason::INVALID_SPEC, e);
     }
     match mount {
-        MountFacts::Missing => (
-            false,
+        MountFacts::Missing => Verdict::no(
             reason::MOUNT_NOT_FOUND,
             format!("PkiMount {mount_name} does not exist"),
         ),
         MountFacts::Present {
             max_ttl: Some(mount_max),
             ..
-        } if role.spec.max_ttl > *mount_max => (
-            false,
+        } if role.spec.max_ttl > *mount_max => Verdict::no(
             reason::INVALID_SPEC,
             format!(
                 "spec.maxTTL ({}) is longer than PkiMount {mount_name}'s spec.maxTTL ({mount_max})",
                 role.spec.max_ttl
             ),
         ),
-        MountFacts::Present { ready: false, .. } => (
-            false,
+        MountFacts::Present { ready: false, .. } => Verdict::no(
             reason::MOUNT_NOT_READY,
             format!("PkiMount {mount_name} is not Ready"),
         ),
-        MountFacts::Present { ready: true, .. } => (
-            true,
+        MountFacts::Present { ready: true, .. } => Verdict::yes(
             reason::READY,
             format!("issues through PkiMount {mount_name}"),
         ),
@@ -106,21 +99,25 @@ async fn reconcile_inner(role: &IssuerRole, ctx: &Context) -> Result<Action> {
         // The loader has not compiled this generation yet; its notice wakes us.
         _ => return Ok(Action::requeue(Duration::from_secs(5))),
     };
-    let (ready, reason, message) = decide(role, compiled, &facts);
-    tracing::debug!(ready, reason, ?facts, "decided");
+    let verdict = decide(role, compiled, &facts);
+    tracing::debug!(
+        ready = verdict.holds,
+        reason = verdict.reason,
+        ?facts,
+        "decided"
+    );
 
     let old = role.status.clone().unwrap_or_default();
     let mut status = old.clone();
     status.observed_generation = role.metadata.generation;
     let now = times::k8s_time(time::OffsetDateTime::now_utc());
-    let condition = if ready {
-        conditions::ready(reason, message.clone(), role.metadata.generation, now)
-    } else {
-        conditions::not_ready(reason, message.clone(), role.metadata.generation, now)
-    };
-    let transition = conditions::find(&old.conditions, conditions::READY)
-        .is_none_or(|c| c.status != condition.status || c.reason != condition.reason);
-    conditions::set(&mut status.conditions, condition);
+    let condition = verdict.condition(conditions::READY, role.metadata.generation, now);
+    let transition = conditions::set(&mut status.conditions, condition).is_transition();
+    let Verdict {
+        holds: ready,
+        reason,
+        message,
+    } = verdict;
     if status != old {
         apply::apply_status(&Api::<IssuerRole>::all(ctx.client.clone()), &name, &status).await?;
     }
@@ -248,14 +245,18 @@ mod tests {
         for (role, compiled, mount, ready, reason) in table {
             // What the loader would have reported, then what the row adds.
             let compiled = verdict_of(&RoleEntry::from_object(&role)).and(compiled);
-            let (got_ready, got_reason, message) = decide(&role, compiled, &mount);
+            let Verdict {
+                holds: got_ready,
+                reason: got_reason,
+                message,
+            } = decide(&role, compiled, &mount);
             assert_eq!((got_ready, got_reason), (ready, reason), "{message}");
         }
     }
 
     #[test]
     fn messages_name_the_field_and_the_mount() {
-        let (_, _, message) = decide(
+        let Verdict { message, .. } = decide(
             &role(|s| s.max_ttl = D::from_hours(48)),
             Ok(()),
             &MountFacts::Present {
@@ -269,7 +270,7 @@ mod tests {
         );
         let invalid = role(|s| s.ttl = D::from_hours(48));
         let compiled = verdict_of(&RoleEntry::from_object(&invalid));
-        let (_, _, message) = decide(&invalid, compiled, &READY);
+        let Verdict { message, .. } = decide(&invalid, compiled, &READY);
         assert!(message.contains("spec.ttl (48h)"), "{message}");
     }
 }

@@ -9,7 +9,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
 use time::OffsetDateTime;
-use tlsmint_api::conditions::{self, reason};
+use tlsmint_api::conditions::{self, Change, Verdict, reason};
 use tlsmint_api::v1alpha1::{CertificateRequest, CertificateRequestStatus};
 
 use super::super::Context;
@@ -23,7 +23,7 @@ use tlsmint_client::renewal as backoff;
 use tlsmint_api::conditions::reason::SECRET_NOT_OWNED;
 
 /// A condition to set: status, reason, message.
-type Cond = (bool, &'static str, String);
+type Cond = Verdict;
 
 /// The certificate fields of the status.
 #[derive(Debug)]
@@ -74,8 +74,8 @@ impl Outcome {
     /// The spec is invalid.
     pub fn invalid(message: String) -> Self {
         let mut o = Outcome::new(
-            Some((false, reason::INVALID_SPEC, message.clone())),
-            Some((false, reason::INVALID_SPEC, String::new())),
+            Some(Verdict::no(reason::INVALID_SPEC, message.clone())),
+            Some(Verdict::no(reason::INVALID_SPEC, String::new())),
             Action::await_change(),
         );
         o.event = Some((EventType::Warning, reason::INVALID_SPEC, message, false));
@@ -91,8 +91,8 @@ impl Outcome {
                     tlsmint_ca::x509::rfc3339(at)
                 );
                 let mut o = Outcome::new(
-                    Some((false, reason::REVOKED, message.clone())),
-                    Some((false, reason::REVOKED, String::new())),
+                    Some(Verdict::no(reason::REVOKED, message.clone())),
+                    Some(Verdict::no(reason::REVOKED, String::new())),
                     Action::await_change(),
                 );
                 o.revocation = Some(Some(times::k8s_time(at)));
@@ -106,8 +106,8 @@ impl Outcome {
     /// The role refused the request.
     pub fn denied(message: String) -> Self {
         let mut o = Outcome::new(
-            Some((false, reason::DENIED, message.clone())),
-            Some((false, reason::DENIED, String::new())),
+            Some(Verdict::no(reason::DENIED, message.clone())),
+            Some(Verdict::no(reason::DENIED, String::new())),
             Action::await_change(),
         );
         o.event = Some((EventType::Warning, reason::DENIED, message, false));
@@ -120,8 +120,8 @@ impl Outcome {
             "Secret {secret} exists and is not owned by this CertificateRequest; it is left untouched (delete it or choose another spec.secretName)"
         );
         let mut o = Outcome::new(
-            Some((false, SECRET_NOT_OWNED, message.clone())),
-            Some((false, SECRET_NOT_OWNED, String::new())),
+            Some(Verdict::no(SECRET_NOT_OWNED, message.clone())),
+            Some(Verdict::no(SECRET_NOT_OWNED, String::new())),
             Action::requeue(std::time::Duration::from_secs(300)),
         );
         o.event = Some((EventType::Warning, SECRET_NOT_OWNED, message, false));
@@ -131,8 +131,8 @@ impl Outcome {
     /// The role or mount cannot issue yet.
     pub fn waiting(reason: &'static str, message: String) -> Self {
         Outcome::new(
-            Some((false, reason, message.clone())),
-            Some((true, reason, message)),
+            Some(Verdict::no(reason, message.clone())),
+            Some(Verdict::yes(reason, message)),
             Action::requeue(std::time::Duration::from_secs(30)),
         )
     }
@@ -151,8 +151,7 @@ impl Outcome {
         now: OffsetDateTime,
     ) -> Self {
         let mut o = Outcome::new(
-            Some((
-                true,
+            Some(Verdict::yes(
                 reason::ISSUED,
                 issued_message(
                     &current.serial,
@@ -161,7 +160,7 @@ impl Outcome {
                     warnings.as_deref(),
                 ),
             )),
-            Some((false, reason::ISSUED, String::new())),
+            Some(Verdict::no(reason::ISSUED, String::new())),
             Action::requeue(until(renewal, now)),
         );
         o.certificate = Some(Certificate {
@@ -243,10 +242,10 @@ impl Outcome {
                     .as_ref()
                     .and_then(|s| s.not_after.as_ref())
                     .is_some_and(|t| times::engine_time(t) > facts.now);
-                let ready = (!still_valid).then(|| (false, reason::FAILED, message.clone()));
+                let ready = (!still_valid).then(|| Verdict::no(reason::FAILED, message.clone()));
                 let mut o = Outcome::new(
                     ready,
-                    Some((true, reason::FAILED, message.clone())),
+                    Some(Verdict::yes(reason::FAILED, message.clone())),
                     Action::requeue(wait),
                 );
                 o.failures = Failures::Increment;
@@ -285,9 +284,7 @@ pub async fn report(cr: &CertificateRequest, ctx: &Context, outcome: Outcome) ->
     let mut status = old.clone();
     let generation = cr.metadata.generation;
     let now = time::OffsetDateTime::now_utc();
-    apply_outcome(&mut status, &outcome, generation, now);
-    let ready_changed = conditions::find(&old.conditions, conditions::READY)
-        != conditions::find(&status.conditions, conditions::READY);
+    let ready_changed = apply_outcome(&mut status, &outcome, generation, now).is_transition();
     if status != old {
         let api: Api<CertificateRequest> =
             Api::namespaced(ctx.client.clone(), &cr.namespace().unwrap_or_default());
@@ -305,33 +302,28 @@ pub async fn report(cr: &CertificateRequest, ctx: &Context, outcome: Outcome) ->
     Ok(outcome.requeue)
 }
 
+/// Applies the outcome to `status`; returns what happened to the Ready condition.
 fn apply_outcome(
     status: &mut CertificateRequestStatus,
     outcome: &Outcome,
     generation: Option<i64>,
     now: OffsetDateTime,
-) {
+) -> Change {
     status.observed_generation = generation;
     let t = times::k8s_time(now);
-    if let Some((ok, reason, message)) = &outcome.ready {
-        let c = if *ok {
-            conditions::ready(reason, message.clone(), generation, t.clone())
-        } else {
-            conditions::not_ready(reason, message.clone(), generation, t.clone())
-        };
-        conditions::set(&mut status.conditions, c);
+    let ready = if let Some(ready) = &outcome.ready {
+        let c = ready.condition(conditions::READY, generation, t.clone());
+        conditions::set(&mut status.conditions, c)
     } else if conditions::find(&status.conditions, conditions::READY).is_none() {
         conditions::set(
             &mut status.conditions,
             conditions::ready_unknown(reason::PENDING, "", generation, t.clone()),
-        );
-    }
-    if let Some((on, reason, message)) = &outcome.issuing {
-        let c = if *on {
-            conditions::issuing(reason, message.clone(), generation, t.clone())
-        } else {
-            conditions::not_issuing(reason, message.clone(), generation, t.clone())
-        };
+        )
+    } else {
+        Change::Unchanged
+    };
+    if let Some(issuing) = &outcome.issuing {
+        let c = issuing.condition(conditions::ISSUING, generation, t.clone());
         conditions::set(&mut status.conditions, c);
     }
     if let Some(cert) = &outcome.certificate {
@@ -357,6 +349,7 @@ fn apply_outcome(
     if let Some(revocation) = &outcome.revocation {
         status.revocation_time.clone_from(revocation);
     }
+    ready
 }
 
 #[cfg(test)]
@@ -410,7 +403,7 @@ mod tests {
         let mut status = CertificateRequestStatus::default();
         let mut failing = Outcome::new(
             None,
-            Some((true, reason::FAILED, "x".into())),
+            Some(Verdict::yes(reason::FAILED, "x")),
             Action::await_change(),
         );
         failing.failures = Failures::Increment;

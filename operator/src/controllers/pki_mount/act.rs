@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
-use tlsmint_api::conditions::reason;
+use tlsmint_api::conditions::{Verdict, reason};
 use tlsmint_api::v1alpha1::PkiMount;
 use tlsmint_ca::ExposeSecret as _;
 use tlsmint_ca::{CaConfig, CertificateAuthority, KeyEncoding, PendingIntermediate, PrivateKey};
@@ -166,7 +166,7 @@ async fn create_ca(
         .map_err(|e| tlsmint_ca::report(&e));
     Ok(match ca {
         Ok(ca) => Outcome {
-            ready: (true, reason::READY, ready_message(&ca)),
+            ready: Verdict::yes(reason::READY, ready_message(&ca)),
             ca: Some(Arc::new(ca)),
             csr: None,
             key_secret_known: true,
@@ -226,8 +226,7 @@ fn waiting(inputs: &Inputs<'_>, csr: String) -> Outcome {
         .map(|r| format!("Secret {}", r.name))
         .unwrap_or_else(|| "a Secret named in spec.signedCertificateSecretRef".into());
     Outcome {
-        ready: (
-            false,
+        ready: Verdict::no(
             reason::WAITING_FOR_SIGNED_CERTIFICATE,
             format!(
                 "sign status.csr with the parent CA and put the certificate (tls.crt, optionally followed by its chain) into {secret} in namespace {}",
@@ -293,7 +292,7 @@ async fn await_signed(inputs: Inputs<'_>, cfg: CaConfig, complete: bool) -> Resu
                     .unwrap_or_default()
             );
             let mut outcome = waiting(&inputs, csr);
-            outcome.ready = (false, reason::INVALID_SIGNED_CERTIFICATE, message.clone());
+            outcome.ready = Verdict::no(reason::INVALID_SIGNED_CERTIFICATE, message.clone());
             outcome.event = Some((
                 EventType::Warning,
                 reason::INVALID_SIGNED_CERTIFICATE,
@@ -327,7 +326,7 @@ async fn await_signed(inputs: Inputs<'_>, cfg: CaConfig, complete: bool) -> Resu
     );
     Ok(match ca.with_options(mount_options(inputs.mount)) {
         Ok(ca) => Outcome {
-            ready: (true, reason::READY, ready_message(&ca)),
+            ready: Verdict::yes(reason::READY, ready_message(&ca)),
             ca: Some(Arc::new(ca)),
             csr: None,
             key_secret_known: true,
@@ -396,7 +395,7 @@ fn load(inputs: &Inputs<'_>) -> Outcome {
     }
     match ca.with_options(mount_options(inputs.mount)) {
         Ok(ca) => Outcome {
-            ready: (true, reason::READY, ready_message(&ca)),
+            ready: Verdict::yes(reason::READY, ready_message(&ca)),
             ca: Some(Arc::new(ca)),
             csr: None,
             key_secret_known: true,

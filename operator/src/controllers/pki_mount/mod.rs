@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Api, Resource, ResourceExt};
-use tlsmint_api::conditions::{self, reason};
+use tlsmint_api::conditions::{self, Verdict, reason};
 use tlsmint_api::v1alpha1::{MountType, PkiMount, PkiMountStatus};
 
 use super::Context;
@@ -170,8 +170,8 @@ fn observe(
 /// What `act` found out, for the status.
 #[derive(Debug)]
 pub struct Outcome {
-    /// `Ready` condition: status, reason, message.
-    pub ready: (bool, &'static str, String),
+    /// The `Ready` condition.
+    pub ready: Verdict,
     /// The CA, when it is loaded and valid.
     pub ca: Option<Arc<tlsmint_ca::CertificateAuthority>>,
     /// The CSR to publish (external intermediates waiting for their certificate).
@@ -185,7 +185,7 @@ pub struct Outcome {
 impl Outcome {
     fn not_ready(reason: &'static str, message: String) -> Self {
         Outcome {
-            ready: (false, reason, message),
+            ready: Verdict::no(reason, message),
             ca: None,
             csr: None,
             key_secret_known: false,
@@ -238,17 +238,13 @@ async fn report(
         fill_from_ca(&mut status, ca);
     }
     let now = times::k8s_time(time::OffsetDateTime::now_utc());
-    let (ready, reason, message) = outcome.ready;
-    let condition = if ready {
-        conditions::ready(reason, message.clone(), generation, now)
-    } else {
-        conditions::not_ready(reason, message.clone(), generation, now)
-    };
-    let before = conditions::find(&old.conditions, conditions::READY)
-        .map(|c| (c.status.clone(), c.reason.clone()));
-    conditions::set(&mut status.conditions, condition);
-    let after = conditions::find(&status.conditions, conditions::READY)
-        .map(|c| (c.status.clone(), c.reason.clone()));
+    let condition = outcome.ready.condition(conditions::READY, generation, now);
+    let change = conditions::set(&mut status.conditions, condition);
+    let Verdict {
+        holds: ready,
+        reason,
+        message,
+    } = outcome.ready;
     if status != old {
         let api: Api<PkiMount> = Api::all(ctx.client.clone());
         apply::apply_status(&api, name, &status).await?;
@@ -257,7 +253,7 @@ async fn report(
         ctx.publish(mount.object_ref(&()), type_, reason, note, "Reconcile")
             .await;
     }
-    if before != after {
+    if change.is_transition() {
         let type_ = if ready
             || matches!(
                 reason,
