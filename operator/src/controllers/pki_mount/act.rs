@@ -428,3 +428,7 @@ fn ready_message(ca: &CertificateAuthority) -> String {
         tlsmint_ca::x509::rfc3339(info.not_after)
     )
 }
+
+#[cfg(test)]
+#[path = "act_tests.rs"]
+mod tests;
