@@ -4,6 +4,7 @@
 //! Owns: Vault's request fields and response `data` for these calls. Must
 //! not: return a private key except in the `issue` response it belongs to.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,8 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 use time::OffsetDateTime;
 use tlsmint_ca::ExposeSecret as _;
 use tlsmint_ca::{KeyAlgorithm, KeyEncoding, NameRequest, PrivateKey, Serial, pem, x509};
@@ -154,50 +156,71 @@ impl Format {
         }
     }
 
-    /// A certificate in this format, from the engine's two forms (no PEM round trip).
-    fn cert(self, der: &[u8], pem_text: &str) -> String {
+    /// A certificate in this format, from the engine's two forms (no PEM round trip,
+    /// no copy of a PEM).
+    fn cert<'a>(self, der: &[u8], pem_text: &'a str) -> Cow<'a, str> {
         match self {
-            Format::Pem | Format::PemBundle => pem_text.trim_end().to_owned(),
-            Format::Der => STANDARD.encode(der),
+            Format::Pem | Format::PemBundle => Cow::Borrowed(pem_text.trim_end()),
+            Format::Der => Cow::Owned(STANDARD.encode(der)),
         }
     }
 }
 
-fn issue_data(
-    outcome: &Outcome,
+/// The `data` of an issue or sign answer, as Vault names its fields.
+#[derive(Serialize)]
+struct IssueData<'a> {
+    certificate: Cow<'a, str>,
+    issuing_ca: Cow<'a, str>,
+    ca_chain: Vec<Cow<'a, str>>,
+    serial_number: String,
+    expiration: i64,
+    not_before: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    private_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    private_key_type: Option<&'static str>,
+}
+
+fn issue_data<'a>(
+    outcome: &'a Outcome,
     format: Format,
     key_format: Option<&str>,
-) -> Result<Value, ApiError> {
+) -> Result<IssueData<'a>, ApiError> {
     let issued = &outcome.issued;
-    let chain: Vec<String> = issued
+    let ca_chain: Vec<Cow<'a, str>> = issued
         .ca_chain
         .der
         .iter()
         .zip(issued.ca_chain.pem.iter())
         .map(|(der, pem)| format.cert(der, pem))
         .collect();
-    let issuing_ca = chain.first().cloned().unwrap_or_default();
-    let mut certificate = format.cert(&issued.certificate_der, &issued.certificate_pem);
-    let mut data = json!({
-        "certificate": "",
-        "issuing_ca": issuing_ca,
-        "ca_chain": chain,
-        "serial_number": issued.serial.to_colon_hex(),
-        "expiration": issued.not_after.unix_timestamp(),
-        "not_before": issued.not_before.unix_timestamp(),
-    });
-    if let Some(key) = &outcome.private_key {
-        let key_text = private_key(key, format, key_format)?;
-        if format == Format::PemBundle {
-            certificate = format!("{}\n{certificate}\n{issuing_ca}", key_text.trim_end());
+    let issuing_ca = ca_chain.first().cloned().unwrap_or_default();
+    let leaf = format.cert(&issued.certificate_der, &issued.certificate_pem);
+    let (certificate, private_key, private_key_type) = match &outcome.private_key {
+        Some(key) => {
+            let key_text = private_key(key, format, key_format)?;
+            let certificate = if format == Format::PemBundle {
+                Cow::Owned(format!("{}\n{leaf}\n{issuing_ca}", key_text.trim_end()))
+            } else {
+                leaf
+            };
+            (certificate, Some(key_text), Some(key.spec().vault_type()))
         }
-        data["private_key"] = Value::String(key_text);
-        data["private_key_type"] = Value::String(key.spec().vault_type().to_owned());
-    } else if format == Format::PemBundle {
-        certificate = format!("{certificate}\n{issuing_ca}");
-    }
-    data["certificate"] = Value::String(certificate);
-    Ok(data)
+        None if format == Format::PemBundle => {
+            (Cow::Owned(format!("{leaf}\n{issuing_ca}")), None, None)
+        }
+        None => (leaf, None, None),
+    };
+    Ok(IssueData {
+        certificate,
+        issuing_ca,
+        ca_chain,
+        serial_number: issued.serial.to_colon_hex(),
+        expiration: issued.not_after.unix_timestamp(),
+        not_before: issued.not_before.unix_timestamp(),
+        private_key,
+        private_key_type,
+    })
 }
 
 /// The key as Vault returns it: PEM in the key's own form (`EC PRIVATE KEY`,
