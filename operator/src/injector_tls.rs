@@ -27,10 +27,8 @@ use tlsmint_ca::{CertificateAuthority, PrivateKey, pem, x509};
 use tlsmint_client::renewal;
 use tlsmint_runtime::CancellationToken;
 
-/// Annotation on the Secret: the names its certificate was issued for, comma-separated.
-pub const NAMES_ANNOTATION: &str = "tlsmint.io/serving-names";
-/// Field manager of the Secret and of the `caBundle` patches.
-pub const FIELD_MANAGER: &str = "tlsmint-operator/injector-tls";
+pub use tlsmint_api::labels::INJECTOR_TLS_FIELD_MANAGER as FIELD_MANAGER;
+pub use tlsmint_api::labels::SERVING_NAMES_ANNOTATION as NAMES_ANNOTATION;
 /// Slack allowed above the configured lifetime (the CA back-dates notBefore by 30 s).
 const LIFETIME_SLACK: Duration = Duration::from_secs(120);
 
@@ -224,8 +222,8 @@ pub fn secret_for(
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
             labels: Some(BTreeMap::from([(
-                "app.kubernetes.io/managed-by".to_owned(),
-                "tlsmint".to_owned(),
+                tlsmint_api::labels::MANAGED_BY_LABEL.to_owned(),
+                tlsmint_api::labels::MANAGED_BY.to_owned(),
             )])),
             annotations: Some(BTreeMap::from([(
                 NAMES_ANNOTATION.to_owned(),

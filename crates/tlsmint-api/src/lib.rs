@@ -14,6 +14,7 @@ pub mod crdgen;
 pub mod csi;
 pub mod duration;
 pub mod fraction;
+pub mod labels;
 pub mod user_annotations;
 pub mod v1alpha1;
 mod values;

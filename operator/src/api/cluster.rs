@@ -212,14 +212,14 @@ async fn internal_ca(
             })?;
         let secret = Secret {
             metadata: meta(),
-            type_: Some("kubernetes.io/tls".into()),
+            type_: Some(tlsmint_api::labels::TLS_SECRET_TYPE.into()),
             data: Some(BTreeMap::from([
                 (
-                    "tls.crt".to_owned(),
+                    tlsmint_api::TLS_CERT_FILE.to_owned(),
                     ByteString(ca.certificate_pem().into_bytes()),
                 ),
                 (
-                    "tls.key".to_owned(),
+                    tlsmint_api::TLS_KEY_FILE.to_owned(),
                     ByteString(key.expose_secret().as_bytes().to_vec()),
                 ),
             ])),
@@ -252,16 +252,20 @@ fn load(ns: &str, secret: &Secret) -> Result<CertificateAuthority, ClusterError>
             .and_then(|v| String::from_utf8(v.0.clone()).ok())
             .ok_or_else(|| bad(format!("{key} is missing or not text")))
     };
-    CertificateAuthority::from_pem("tlsmint-api", &text("tls.crt")?, &text("tls.key")?)
-        .map_err(|e| bad(e.to_string()))
+    CertificateAuthority::from_pem(
+        "tlsmint-api",
+        &text(tlsmint_api::TLS_CERT_FILE)?,
+        &text(tlsmint_api::TLS_KEY_FILE)?,
+    )
+    .map_err(|e| bad(e.to_string()))
 }
 
 fn meta() -> ObjectMeta {
     ObjectMeta {
         name: Some(API_CA_NAME.into()),
         labels: Some(BTreeMap::from([(
-            "app.kubernetes.io/managed-by".to_owned(),
-            "tlsmint".to_owned(),
+            tlsmint_api::labels::MANAGED_BY_LABEL.to_owned(),
+            tlsmint_api::labels::MANAGED_BY.to_owned(),
         )])),
         ..ObjectMeta::default()
     }

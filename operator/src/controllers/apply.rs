@@ -17,22 +17,10 @@ use serde::Serialize;
 
 use super::error::{Error, Result};
 
-/// Field manager of every server-side apply by the operator.
-pub const FIELD_MANAGER: &str = "tlsmint-operator";
-/// Label on everything the operator creates.
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-/// Value of [`MANAGED_BY_LABEL`].
-pub const MANAGED_BY: &str = "tlsmint-operator";
-/// Label on a CA key Secret: the PkiMount it belongs to.
-pub const MOUNT_LABEL: &str = "pki.tlsmint.io/mount";
-/// Label on a certificate Secret: the CertificateRequest that writes it.
-pub const REQUEST_LABEL: &str = "pki.tlsmint.io/certificate-request";
-/// Annotation on a certificate Secret: digest of the request spec it was issued for.
-pub const REQUEST_DIGEST_ANNOTATION: &str = "pki.tlsmint.io/request-digest";
-/// Annotation on a certificate Secret: serial of the certificate it holds.
-pub const SERIAL_ANNOTATION: &str = "pki.tlsmint.io/serial";
-/// Secret type of every Secret the operator writes.
-pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
+pub use tlsmint_api::labels::{
+    FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL, MOUNT_LABEL, REQUEST_DIGEST_ANNOTATION,
+    REQUEST_LABEL, SERIAL_ANNOTATION, TLS_SECRET_TYPE,
+};
 
 /// An owner reference to `owner` marking it as the controller of the dependent.
 pub fn controller_reference<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReference {

@@ -35,7 +35,7 @@ use super::apply::{MANAGED_BY, MANAGED_BY_LABEL, MOUNT_LABEL};
 use crate::registry::Registry;
 
 /// Label naming the operator installation (its namespace) that keeps a bundle.
-pub const OPERATOR_LABEL: &str = "pki.tlsmint.io/operator";
+pub use tlsmint_api::labels::OPERATOR_LABEL;
 
 /// How often the bundles are checked even when nothing was seen to change.
 const RESYNC: Duration = Duration::from_secs(300);

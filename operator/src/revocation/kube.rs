@@ -23,7 +23,7 @@ pub const DATA_KEY: &str = "revocations.json";
 /// Prefix of the ConfigMap names.
 pub const NAME_PREFIX: &str = "tlsmint-revocations-";
 /// Label naming the mount.
-pub const MOUNT_LABEL: &str = "pki.tlsmint.io/mount";
+pub use tlsmint_api::labels::MOUNT_LABEL;
 /// Attempts of a read-modify-write before giving up on conflicts.
 const ATTEMPTS: usize = 8;
 /// Largest document written: a ConfigMap holds at most 1 MiB (data and
@@ -129,8 +129,8 @@ impl RevocationStore for ConfigMapStore {
                                 name: Some(Self::name(mount)),
                                 labels: Some(BTreeMap::from([
                                     (
-                                        "app.kubernetes.io/managed-by".to_owned(),
-                                        "tlsmint".to_owned(),
+                                        tlsmint_api::labels::MANAGED_BY_LABEL.to_owned(),
+                                        tlsmint_api::labels::MANAGED_BY.to_owned(),
                                     ),
                                     (MOUNT_LABEL.to_owned(), mount.to_owned()),
                                 ])),

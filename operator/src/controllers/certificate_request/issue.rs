@@ -25,7 +25,7 @@ use crate::issuance::{self, Failure, Key, Order};
 use crate::registry::RoleEntry;
 
 /// Annotation on a certificate Secret: warnings from its issuance (e.g. TTL clamped).
-pub const WARNINGS_ANNOTATION: &str = "pki.tlsmint.io/issue-warnings";
+pub use tlsmint_api::labels::WARNINGS_ANNOTATION;
 
 /// The result of one issuance attempt.
 #[derive(Debug)]
