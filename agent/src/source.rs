@@ -126,7 +126,8 @@ impl Api {
                     role: req.role.clone(),
                     names: Some(req.names.clone()),
                     ttl_seconds: req.ttl_seconds,
-                    key_encoding: "PKCS8".into(),
+                    key_encoding: tlsmint_client::proto::KeyEncoding::Pkcs8.into(),
+                    ..IssueRequest::default()
                 })
                 .await?;
             let key = PrivateKey::from_pem(&resp.private_key_pem).map_err(|_| {

@@ -230,7 +230,7 @@ async fn call(caller: &Caller, op: Op, csrs: &Csrs, i: usize) {
                         ..Names::default()
                     }),
                     ttl_seconds: 3600,
-                    key_encoding: String::new(),
+                    ..IssueRequest::default()
                 })
                 .await
                 .unwrap();

@@ -71,7 +71,8 @@ async fn issue_returns_a_key_and_warns_when_ttl_is_clamped() {
             role: "web".into(),
             names: names("api.example.com"),
             ttl_seconds: 100 * 3600,
-            key_encoding: "SEC1".into(),
+            key_encoding: tlsmint_client::proto::KeyEncoding::Sec1.into(),
+            ..IssueRequest::default()
         })
         .await
         .unwrap();
@@ -97,7 +98,9 @@ async fn a_key_encoding_that_cannot_hold_the_key_is_refused_before_issuing() {
             role: "web".into(),
             names: names("api.example.com"),
             ttl_seconds: 0,
-            key_encoding: "PKCS1".into(),
+            // The deprecated text form still works (and is still checked).
+            key_encoding_name: "PKCS1".into(),
+            ..IssueRequest::default()
         })
         .await
         .unwrap_err(),

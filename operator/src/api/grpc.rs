@@ -97,15 +97,46 @@ fn ttl(seconds: u64) -> Option<Duration> {
     (seconds > 0).then(|| crate::api::vault::params::ttl_from_secs(seconds))
 }
 
-fn encoding(text: &str) -> Result<KeyEncoding, Status> {
+/// The deprecated text form (`key_encoding_name`); empty is unspecified.
+fn encoding_by_name(text: &str) -> Result<Option<KeyEncoding>, Status> {
     match text.to_ascii_uppercase().as_str() {
-        "" | "PKCS8" => Ok(KeyEncoding::Pkcs8),
-        "PKCS1" => Ok(KeyEncoding::Pkcs1),
-        "SEC1" => Ok(KeyEncoding::Sec1),
+        "" => Ok(None),
+        "PKCS8" => Ok(Some(KeyEncoding::Pkcs8)),
+        "PKCS1" => Ok(Some(KeyEncoding::Pkcs1)),
+        "SEC1" => Ok(Some(KeyEncoding::Sec1)),
         _ => Err(Status::invalid_argument(format!(
-            "key_encoding {:?} is not PKCS8, PKCS1 or SEC1",
+            "key_encoding_name {:?} is not PKCS8, PKCS1 or SEC1",
             text.chars().take(32).collect::<String>()
         ))),
+    }
+}
+
+/// The key encoding an `IssueRequest` asks for: the `key_encoding` enum, or the
+/// deprecated `key_encoding_name` of older clients when the enum is unspecified; PKCS8
+/// when neither is given. The two may not disagree.
+fn encoding(req: &IssueRequest) -> Result<KeyEncoding, Status> {
+    use tlsmint_client::proto::KeyEncoding as Wire;
+    let by_enum = match Wire::try_from(req.key_encoding) {
+        Ok(Wire::Unspecified) => None,
+        Ok(Wire::Pkcs8) => Some(KeyEncoding::Pkcs8),
+        Ok(Wire::Pkcs1) => Some(KeyEncoding::Pkcs1),
+        Ok(Wire::Sec1) => Some(KeyEncoding::Sec1),
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "key_encoding {} is not a KeyEncoding (PKCS8 = 1, PKCS1 = 2, SEC1 = 3)",
+                req.key_encoding
+            )));
+        }
+    };
+    let by_name = encoding_by_name(&req.key_encoding_name)?;
+    match (by_enum, by_name) {
+        (Some(a), Some(b)) if a != b => Err(Status::invalid_argument(format!(
+            "key_encoding {} and key_encoding_name {} disagree; give key_encoding only",
+            a.name(),
+            b.name()
+        ))),
+        (Some(encoding), _) | (None, Some(encoding)) => Ok(encoding),
+        (None, None) => Ok(KeyEncoding::Pkcs8),
     }
 }
 
@@ -207,6 +238,7 @@ impl IssuerService {
         let caller = self.caller("issue", &req).await?;
         let body = req.into_inner();
         require_role(&body.role)?;
+        let key_encoding = encoding(&body)?;
         let call = Call {
             role: body.role,
             mount_path: None,
@@ -214,7 +246,6 @@ impl IssuerService {
             ttl: ttl(body.ttl_seconds),
             kind: Kind::Issue,
         };
-        let key_encoding = encoding(&body.key_encoding)?;
         // Refuse before issuing: a certificate whose key cannot be returned is useless.
         if let Some(entry) = self.state.registry.role(&call.role)
             && let RoleStatus::Ready(role) = &entry.status
@@ -323,12 +354,33 @@ mod tests {
     }
 
     #[test]
-    fn parses_key_encodings() {
-        assert_eq!(encoding("").unwrap(), KeyEncoding::Pkcs8);
-        assert_eq!(encoding("sec1").unwrap(), KeyEncoding::Sec1);
+    fn parses_key_encodings_by_enum_and_by_the_deprecated_name() {
+        use tlsmint_client::proto::KeyEncoding as Wire;
+        let req = |wire: i32, name: &str| IssueRequest {
+            key_encoding: wire,
+            key_encoding_name: name.into(),
+            ..IssueRequest::default()
+        };
+        assert_eq!(encoding(&req(0, "")).unwrap(), KeyEncoding::Pkcs8);
         assert_eq!(
-            encoding("DER").unwrap_err().code(),
-            tonic::Code::InvalidArgument
+            encoding(&req(Wire::Sec1.into(), "")).unwrap(),
+            KeyEncoding::Sec1
+        );
+        assert_eq!(
+            encoding(&req(Wire::Pkcs1.into(), "PKCS1")).unwrap(),
+            KeyEncoding::Pkcs1
+        );
+        // Older clients send only the text form.
+        assert_eq!(encoding(&req(0, "sec1")).unwrap(), KeyEncoding::Sec1);
+        for bad in [req(0, "DER"), req(9, ""), req(Wire::Sec1.into(), "PKCS8")] {
+            let err = encoding(&bad).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+        }
+        assert!(
+            encoding(&req(Wire::Sec1.into(), "PKCS8"))
+                .unwrap_err()
+                .message()
+                .contains("disagree")
         );
     }
 }
