@@ -589,9 +589,21 @@ async fn csi_volumes_on_the_real_kubelet() {
         .unwrap();
     let took = started.elapsed();
     for i in 0..n {
-        let failed = events_about(&client, apps.name(), &format!("burst-{i}"), "FailedMount")
-            .await
-            .unwrap();
+        let failed: Vec<_> =
+            events_about(&client, apps.name(), &format!("burst-{i}"), "FailedMount")
+                .await
+                .unwrap()
+                .into_iter()
+                // Kubernetes' own race, not the driver's: the kubelet asked for the pod's
+                // token before the API server's node authorizer had seen the pod bound to
+                // this node. It hits the kube-api-access volume too, and the kubelet's
+                // retry mounts both (the pod is Running). Every other FailedMount fails.
+                .filter(|e| {
+                    !e.note.as_deref().unwrap_or_default().contains(
+                        "node requested token bound to a pod scheduled on a different node",
+                    )
+                })
+                .collect();
         assert!(failed.is_empty(), "burst-{i}: {failed:?}");
     }
     let writes = grown(&writes_before, &api_writes().await);
