@@ -189,7 +189,16 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         println!("Admin:      http://{bound}   (/healthz, /readyz, /metrics)");
     }
     let scheme = if args.tls { "https" } else { "http" };
-    print_banner(scheme, &root_token, http, grpc, &summary, &role_lines);
+    let limits = limits_line(args.api.rate_limit, args.api.rate_burst);
+    print_banner(
+        scheme,
+        &root_token,
+        http,
+        grpc,
+        &summary,
+        &role_lines,
+        &limits,
+    );
     if args.tls {
         println!("TLS CA file: {}", args.tls_ca_file.display());
     }
@@ -252,6 +261,7 @@ fn print_banner(
     grpc: Option<std::net::SocketAddr>,
     mounts: &[String],
     roles: &[String],
+    limits: &str,
 ) {
     let http = http.map(|a| a.to_string()).unwrap_or_default();
     let grpc = grpc.map(|a| a.to_string()).unwrap_or_default();
@@ -267,11 +277,24 @@ fn print_banner(
     for line in mounts.iter().chain(roles) {
         text.push_str(&format!("    {line}\n"));
     }
+    text.push_str(&format!("\n    {limits}\n"));
     text.push_str(&format!("\nRoot Token: {token}\n\n"));
     text.push_str(&format!(
         "Try: curl -s -H 'X-Vault-Token: {token}' -d '{{\"common_name\":\"api.example.com\",\"ttl\":\"24h\"}}' {scheme}://{http}/v1/pki_int/issue/web-server\n"
     ));
     print!("{text}");
+}
+
+/// Which rate limits apply, for the banner: none on the root token (as in Vault),
+/// `--rate-limit` per ServiceAccount on every other caller.
+fn limits_line(rate: f64, burst: u32) -> String {
+    if rate <= 0.0 {
+        "Limits:     none (--rate-limit 0)".to_owned()
+    } else {
+        format!(
+            "Limits:     root token unlimited; each ServiceAccount {rate}/s, bursts of {burst} (--rate-limit, --rate-burst)"
+        )
+    }
 }
 
 /// The Vault tutorial setup.
@@ -491,6 +514,14 @@ fn build_one(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_banner_says_which_limits_apply() {
+        let on = limits_line(50.0, 100);
+        assert!(on.contains("root token unlimited"), "{on}");
+        assert!(on.contains("50/s") && on.contains("100"), "{on}");
+        assert!(limits_line(0.0, 100).contains("none"));
+    }
 
     #[test]
     fn default_setup_builds_the_vault_tutorial() {

@@ -15,15 +15,24 @@ pub enum ApiError {
     /// Missing, bad, expired or wrong-audience token.
     #[error("{0}")]
     Unauthenticated(String),
-    /// Caller not in the role's subjects, or a name outside the policy.
+    /// The caller may not do this: not in the role's subjects, no right to revoke.
     #[error("{0}")]
     PermissionDenied(String),
+    /// The request asks for something the role's policy does not allow (a name, a
+    /// TTL, a key type). gRPC `PermissionDenied` (SPEC §5); HTTP 400 as Vault answers
+    /// it, which clients written for Vault depend on (hvac's `InvalidRequest`).
+    #[error("{0}")]
+    PolicyDenied(String),
     /// Malformed CSR, bad signature, bad TTL, bad name syntax, bad body.
     #[error("{0}")]
     InvalidArgument(String),
-    /// Unknown role, mount or path.
+    /// Unknown mount, path or certificate.
     #[error("{0}")]
     NotFound(String),
+    /// Unknown role: gRPC `NotFound`; HTTP 400, as Vault answers `unknown role` (a
+    /// mount path that exists, with a role it does not have).
+    #[error("{0}")]
+    UnknownRole(String),
     /// The mount or the role is not ready.
     #[error("{0}")]
     FailedPrecondition(String),
@@ -44,9 +53,9 @@ impl ApiError {
     pub fn label(&self) -> &'static str {
         match self {
             ApiError::Unauthenticated(_) => "unauthenticated",
-            ApiError::PermissionDenied(_) => "permission_denied",
+            ApiError::PermissionDenied(_) | ApiError::PolicyDenied(_) => "permission_denied",
             ApiError::InvalidArgument(_) => "invalid_argument",
-            ApiError::NotFound(_) => "not_found",
+            ApiError::NotFound(_) | ApiError::UnknownRole(_) => "not_found",
             ApiError::FailedPrecondition(_) => "failed_precondition",
             ApiError::ResourceExhausted(..) => "resource_exhausted",
             ApiError::Unavailable(_) => "unavailable",
@@ -55,13 +64,16 @@ impl ApiError {
     }
 
     /// The HTTP status the Vault-compatible API answers with (Vault's choices:
-    /// 400 bad input, 403 permission denied or bad token, 404 unknown, 429
-    /// rate limited, 503 not ready or unavailable, 500 otherwise).
+    /// 400 bad input, a request outside the role's policy or an unknown role; 403
+    /// only for a bad token or a caller without the right; 404 unknown path or
+    /// certificate, 429 rate limited, 503 not ready or unavailable, 500 otherwise).
     pub fn http_status(&self) -> http::StatusCode {
         use http::StatusCode as S;
         match self {
             ApiError::Unauthenticated(_) | ApiError::PermissionDenied(_) => S::FORBIDDEN,
-            ApiError::InvalidArgument(_) => S::BAD_REQUEST,
+            ApiError::InvalidArgument(_) | ApiError::PolicyDenied(_) | ApiError::UnknownRole(_) => {
+                S::BAD_REQUEST
+            }
             ApiError::NotFound(_) => S::NOT_FOUND,
             ApiError::FailedPrecondition(_) | ApiError::Unavailable(_) => S::SERVICE_UNAVAILABLE,
             ApiError::ResourceExhausted(..) => S::TOO_MANY_REQUESTS,
@@ -74,8 +86,10 @@ impl ApiError {
         match self {
             ApiError::Unauthenticated(m)
             | ApiError::PermissionDenied(m)
+            | ApiError::PolicyDenied(m)
             | ApiError::InvalidArgument(m)
             | ApiError::NotFound(m)
+            | ApiError::UnknownRole(m)
             | ApiError::FailedPrecondition(m)
             | ApiError::ResourceExhausted(m, _)
             | ApiError::Unavailable(m)
@@ -100,9 +114,9 @@ impl From<ApiError> for tonic::Status {
         use tonic::Code;
         let code = match &err {
             ApiError::Unauthenticated(_) => Code::Unauthenticated,
-            ApiError::PermissionDenied(_) => Code::PermissionDenied,
+            ApiError::PermissionDenied(_) | ApiError::PolicyDenied(_) => Code::PermissionDenied,
             ApiError::InvalidArgument(_) => Code::InvalidArgument,
-            ApiError::NotFound(_) => Code::NotFound,
+            ApiError::NotFound(_) | ApiError::UnknownRole(_) => Code::NotFound,
             ApiError::FailedPrecondition(_) => Code::FailedPrecondition,
             ApiError::ResourceExhausted(..) => Code::ResourceExhausted,
             ApiError::Unavailable(_) => Code::Unavailable,
@@ -125,9 +139,8 @@ impl From<LookupError> for ApiError {
     fn from(err: LookupError) -> Self {
         let text = err.to_string();
         match err {
-            LookupError::RoleNotFound { .. } | LookupError::MountNotFound(_) => {
-                ApiError::NotFound(text)
-            }
+            LookupError::RoleNotFound { .. } => ApiError::UnknownRole(text),
+            LookupError::MountNotFound(_) => ApiError::NotFound(text),
             LookupError::RoleNotReady { .. } | LookupError::MountNotReady { .. } => {
                 ApiError::FailedPrecondition(text)
             }
@@ -140,7 +153,7 @@ impl From<tlsmint_ca::Error> for ApiError {
         let text = err.report();
         match err.class() {
             ErrorClass::InvalidInput => ApiError::InvalidArgument(text),
-            ErrorClass::Denied => ApiError::PermissionDenied(text),
+            ErrorClass::Denied => ApiError::PolicyDenied(text),
             ErrorClass::Misconfigured | ErrorClass::NotReady => ApiError::FailedPrecondition(text),
             ErrorClass::Internal => ApiError::Internal(text),
         }
@@ -157,7 +170,20 @@ mod tests {
     #[test]
     fn lookup_errors_map_to_not_found_and_failed_precondition() {
         let nf: ApiError = LookupError::MountNotFound("x".into()).into();
+        assert_eq!(nf.http_status(), http::StatusCode::NOT_FOUND);
         assert_eq!(tonic::Status::from(nf).code(), tonic::Code::NotFound);
+        // An unknown role: gRPC NotFound, and Vault's 400 "unknown role" over HTTP.
+        let role: ApiError = LookupError::RoleNotFound {
+            role: "nope".into(),
+            mount: Some("pki_int".into()),
+        }
+        .into();
+        assert_eq!(role.http_status(), http::StatusCode::BAD_REQUEST);
+        assert_eq!(role.label(), "not_found");
+        assert_eq!(tonic::Status::from(role).code(), tonic::Code::NotFound);
+        // Not being among the role's subjects is an authorization problem: 403.
+        let who = ApiError::PermissionDenied("service account a/b is not a subject".into());
+        assert_eq!(who.http_status(), http::StatusCode::FORBIDDEN);
         let fp: ApiError = LookupError::MountNotReady {
             mount: "x".into(),
             reason: crate::registry::NotReady::new("KeyMissing", "the key Secret is gone"),
@@ -196,6 +222,12 @@ mod tests {
         .into();
         assert_eq!(denied.label(), "permission_denied");
         assert!(denied.message().contains("evil.com"));
+        // Vault answers a request outside the role's policy with 400; gRPC keeps its code.
+        assert_eq!(denied.http_status(), http::StatusCode::BAD_REQUEST);
+        assert_eq!(
+            tonic::Status::from(denied).code(),
+            tonic::Code::PermissionDenied
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -285,9 +285,7 @@ async fn revoke_checked(
     body: &[u8],
     with_key: bool,
 ) -> Result<Response, ApiError> {
-    if let Err(limited) = state.limiter.check(&caller.key(), Instant::now()) {
-        return Err(issue::over_limit(caller, limited));
-    }
+    issue::check_limit(state, caller)?;
     let ca = mount.ca().ok_or_else(|| {
         ApiError::FailedPrecondition(format!("mount {:?} is not ready", mount.name))
     })?;
