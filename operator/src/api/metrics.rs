@@ -46,6 +46,8 @@ pub enum Endpoint {
     Sign,
     /// `auth/kubernetes/login`.
     Login,
+    /// `auth/token/lookup-self`, `auth/token/lookup`.
+    Token,
     /// Revocation, by serial or with the key.
     Revoke,
     /// The CRL, DER or PEM.
@@ -70,6 +72,7 @@ impl Endpoint {
             Endpoint::Issue => "issue",
             Endpoint::Sign => "sign",
             Endpoint::Login => "login",
+            Endpoint::Token => "token",
             Endpoint::Revoke => "revoke",
             Endpoint::Crl => "crl",
             Endpoint::Ocsp => "ocsp",

@@ -48,7 +48,7 @@ def test_kubernetes_login_then_issue(dev):
     login = client.auth.kubernetes.login(role="web-server", jwt=fake_sa_jwt("apps", "web", pod="web-0"))
     assert login["auth"]["metadata"]["service_account_namespace"] == "apps"
     assert login["auth"]["lease_duration"] > 0
-    assert client.is_authenticated() or client.token.startswith("tlsm.")
+    assert client.is_authenticated()
     resp = client.secrets.pki.generate_certificate(
         name="web-server", common_name="api.example.com",
         extra_params={"ttl": "24h"}, mount_point="pki_int")
@@ -63,6 +63,47 @@ def test_kubernetes_login_then_issue(dev):
     logs = dev.logs()
     assert "apps/web" in logs and "web-0" in logs
     assert "PRIVATE KEY" not in logs
+
+
+def test_token_lookup_self_and_lookup(dev):
+    # The root token, as `vault login <root>` and `vault token lookup` see it.
+    root = root_client(dev)
+    assert root.is_authenticated()
+    me = root.auth.token.lookup_self()
+    assert me["data"]["policies"] == ["root"]
+    assert me["data"]["id"] == ROOT_TOKEN
+    assert me["data"]["ttl"] == 0 and me["data"]["expire_time"] is None
+    assert me["mount_type"] == "token"
+    assert ROOT_TOKEN not in me["data"]["accessor"]
+    # A client token from login: its role, identity and remaining lifetime.
+    client = hvac.Client(url=dev.url)
+    login = client.auth.kubernetes.login(role="web-server", jwt=fake_sa_jwt("apps", "web"))
+    token = login["auth"]["client_token"]
+    info = client.auth.token.lookup_self()["data"]
+    assert info["accessor"] == login["auth"]["accessor"] != ""
+    assert info["meta"]["role"] == "web-server"
+    assert info["meta"]["service_account_namespace"] == "apps"
+    assert info["display_name"] == "kubernetes-apps-web"
+    assert info["policies"] == ["default"] and info["path"] == "auth/kubernetes/login"
+    assert 0 < info["ttl"] <= login["auth"]["lease_duration"]
+    assert info["creation_ttl"] == login["auth"]["lease_duration"]
+    expire = datetime.datetime.fromisoformat(info["expire_time"].replace("Z", "+00:00"))
+    assert abs(expire.timestamp() - (info["creation_time"] + info["creation_ttl"])) < 2
+    # The root token may look up any token; a client token only itself.
+    assert root.auth.token.lookup(token)["data"]["meta"]["role"] == "web-server"
+    assert client.auth.token.lookup(token)["data"]["id"] == token
+    with pytest.raises(hvac.exceptions.Forbidden):
+        client.auth.token.lookup(ROOT_TOKEN)
+    # A forged or unknown token is not authenticated.
+    assert not hvac.Client(url=dev.url, token=token[:-2] + "xx").is_authenticated()
+    assert not hvac.Client(url=dev.url, token="not-a-token").is_authenticated()
+    with pytest.raises(hvac.exceptions.Forbidden):
+        root.auth.token.lookup("not-a-token")
+    # No token at all: Vault's 403, and no token text in the log.
+    with pytest.raises(hvac.exceptions.Forbidden):
+        hvac.Client(url=dev.url).auth.token.lookup_self()
+    time.sleep(0.2)
+    assert token not in dev.logs()
 
 
 def test_root_token_issue_with_alt_names(dev):

@@ -50,12 +50,22 @@ fn envelope<'a, D: Serialize, A: Serialize>(
     warnings: &'a [String],
     auth: Option<A>,
 ) -> Envelope<'a, D, A> {
+    let mount_type = if auth.is_none() { "pki" } else { "kubernetes" };
+    envelope_of(mount_type, data, warnings, auth)
+}
+
+fn envelope_of<'a, D: Serialize, A: Serialize>(
+    mount_type: &'static str,
+    data: Option<D>,
+    warnings: &'a [String],
+    auth: Option<A>,
+) -> Envelope<'a, D, A> {
     Envelope {
         request_id: request_id(),
         lease_id: "",
         renewable: false,
         lease_duration: 0,
-        mount_type: if auth.is_none() { "pki" } else { "kubernetes" },
+        mount_type,
         data,
         wrap_info: None,
         warnings: (!warnings.is_empty()).then_some(warnings),
@@ -66,6 +76,11 @@ fn envelope<'a, D: Serialize, A: Serialize>(
 /// `200` with `data` in the envelope.
 pub fn data(data: impl Serialize, warnings: &[String]) -> Response {
     serialized(envelope(Some(data), warnings, None::<()>))
+}
+
+/// `200` with `data` from a backend of another type (`token`, `system`).
+pub fn data_from(mount_type: &'static str, data: impl Serialize) -> Response {
+    serialized(envelope_of(mount_type, Some(data), &[], None::<()>))
 }
 
 /// `200` with an `auth` block (login).

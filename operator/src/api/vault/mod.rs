@@ -1,6 +1,7 @@
 //! The Vault-compatible HTTP API (SPEC §5): `auth/kubernetes/login`, and per
 //! mount `issue`, `sign`, `revoke`, `revoke-with-key`, `ca`, `ca/pem`, `ca_chain`, `cert/...`,
-//! `crl`, `crl/pem`, `ocsp`, plus `sys/health`, with Vault's field names,
+//! `crl`, `crl/pem`, `ocsp`, plus `sys/health` and `auth/token/lookup(-self)`,
+//! with Vault's field names,
 //! envelope and status codes.
 //!
 //! Mount paths may contain `/`, so routing is by longest registered mount
@@ -13,6 +14,7 @@ mod fuzz_tests;
 pub mod params;
 mod pki;
 mod read;
+mod token_lookup;
 pub mod tokens;
 
 use std::sync::Arc;
@@ -153,6 +155,15 @@ async fn route(
             return pki::login(state, &body).await;
         }
         "auth/kubernetes/login" => return unsupported(&method, path),
+        "auth/token/lookup-self" if write || method == Method::GET => {
+            seen.endpoint = Endpoint::Token;
+            return token_lookup::lookup_self(state, headers).await;
+        }
+        "auth/token/lookup" if write => {
+            seen.endpoint = Endpoint::Token;
+            return token_lookup::lookup(state, headers, &body).await;
+        }
+        "auth/token/lookup-self" | "auth/token/lookup" => return unsupported(&method, path),
         _ => {}
     }
     let Some((mount, endpoint)) = find_mount(state, path) else {
@@ -211,14 +222,27 @@ async fn caller(
     headers: &HeaderMap,
     op: &'static str,
 ) -> Result<Caller, ApiError> {
-    let token = headers
+    authenticate(state, presented_token(headers), op).await
+}
+
+/// The token a Vault request carries: `X-Vault-Token`, else `Authorization: Bearer`.
+fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get("x-vault-token")
         .and_then(|v| v.to_str().ok())
         .or_else(|| {
             super::auth::bearer_token(headers.get(http::header::AUTHORIZATION)?.to_str().ok()?)
         })
         .map(str::trim)
-        .filter(|t| !t.is_empty());
+        .filter(|t| !t.is_empty())
+}
+
+/// The caller `token` stands for; refusals are audited under `op`.
+async fn authenticate(
+    state: &ApiState,
+    token: Option<&str>,
+    op: &'static str,
+) -> Result<Caller, ApiError> {
     let result = match token {
         None => Err(ApiError::from(AuthError::Missing)),
         Some(t) if t.starts_with(tokens::PREFIX) => state

@@ -63,7 +63,7 @@ pub async fn login(state: &ApiState, body: &[u8]) -> Response {
         );
         Ok::<_, ApiError>(envelope::auth(json!({
             "client_token": token,
-            "accessor": "",
+            "accessor": super::tokens::accessor(&token),
             "policies": ["default"],
             "token_policies": ["default"],
             "metadata": {

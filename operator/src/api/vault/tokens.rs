@@ -35,6 +35,28 @@ struct Payload {
     grp: Vec<String>,
     role: String,
     exp: i64,
+    /// Issue time (Unix seconds); absent in tokens minted before it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iat: Option<i64>,
+}
+
+/// What a genuine, unexpired client token says (`auth/token/lookup-self`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// Who logged in.
+    pub caller: Caller,
+    /// The login role.
+    pub role: String,
+    /// Issue time, Unix seconds (`None` for tokens from before it was recorded).
+    pub issued: Option<i64>,
+    /// Expiry, Unix seconds.
+    pub expires: i64,
+}
+
+/// A token's accessor: a stable, non-reversible handle derived from it (the
+/// first 12 bytes of its SHA-256, hex), as Vault gives every token one.
+pub fn accessor(token: &str) -> String {
+    hex::encode(&crate::api::auth::token_hash(token)[..12])
 }
 
 /// Mints and checks client tokens.
@@ -78,6 +100,7 @@ impl ClientTokens {
             grp: caller.groups.clone(),
             role: role.to_owned(),
             exp: expires.unix_timestamp(),
+            iat: Some(OffsetDateTime::now_utc().unix_timestamp()),
         };
         let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&payload).unwrap_or_default());
         let tag = hmac::sign(&self.key, body.as_bytes());
@@ -86,6 +109,11 @@ impl ClientTokens {
 
     /// The caller of a token, if it is genuine and not expired at `now`.
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Caller, TokenError> {
+        self.inspect(token, now).map(|info| info.caller)
+    }
+
+    /// Everything a genuine token unexpired at `now` says.
+    pub fn inspect(&self, token: &str, now: OffsetDateTime) -> Result<TokenInfo, TokenError> {
         let rest = token.strip_prefix(PREFIX).ok_or(TokenError::Invalid)?;
         let (body, tag) = rest.split_once('.').ok_or(TokenError::Invalid)?;
         let tag = URL_SAFE_NO_PAD
@@ -99,13 +127,18 @@ impl ClientTokens {
         if now.unix_timestamp() >= p.exp {
             return Err(TokenError::Expired);
         }
-        Ok(Caller {
-            namespace: p.ns,
-            service_account: p.sa,
-            pod_name: p.pod,
-            pod_uid: p.uid,
-            root: p.root,
-            groups: p.grp,
+        Ok(TokenInfo {
+            caller: Caller {
+                namespace: p.ns,
+                service_account: p.sa,
+                pod_name: p.pod,
+                pod_uid: p.uid,
+                root: p.root,
+                groups: p.grp,
+            },
+            role: p.role,
+            issued: p.iat,
+            expires: p.exp,
         })
     }
 }
@@ -132,5 +165,27 @@ mod tests {
         forged.insert(8, 'x');
         assert_eq!(tokens.verify(&forged, now), Err(TokenError::Invalid));
         assert_eq!(tokens.verify("root", now), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn inspect_gives_role_and_times_and_the_accessor_hides_the_token() {
+        let tokens = ClientTokens::new(&[7u8; 32]);
+        let now = OffsetDateTime::now_utc();
+        let expires = now + time::Duration::minutes(5);
+        let token = tokens.mint(
+            &Caller::service_account("apps", "web"),
+            "web-server",
+            expires,
+        );
+        let info = tokens.inspect(&token, now).unwrap();
+        assert_eq!(info.role, "web-server");
+        assert_eq!(info.expires, expires.unix_timestamp());
+        let issued = info.issued.unwrap();
+        assert!((issued - now.unix_timestamp()).abs() <= 2, "{issued}");
+        let handle = accessor(&token);
+        assert_eq!(handle.len(), 24);
+        assert!(!token.contains(&handle));
+        assert_eq!(handle, accessor(&token));
+        assert_ne!(handle, accessor("other"));
     }
 }
