@@ -48,6 +48,8 @@ pub enum Endpoint {
     Login,
     /// `auth/token/lookup-self`, `auth/token/lookup`.
     Token,
+    /// Inventory and setup: `sys/mounts`, roles, config, certs, issuers.
+    Admin,
     /// Revocation, by serial or with the key.
     Revoke,
     /// The CRL, DER or PEM.
@@ -73,6 +75,7 @@ impl Endpoint {
             Endpoint::Sign => "sign",
             Endpoint::Login => "login",
             Endpoint::Token => "token",
+            Endpoint::Admin => "admin",
             Endpoint::Revoke => "revoke",
             Endpoint::Crl => "crl",
             Endpoint::Ocsp => "ocsp",

@@ -58,6 +58,17 @@ impl RecentCerts {
         }
     }
 
+    /// The serials remembered for `mount`, oldest first.
+    pub fn serials_of(&self, mount: &str) -> Vec<Serial> {
+        let guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (map, order) = &*guard;
+        order
+            .iter()
+            .filter(|s| map.get(*s).is_some_and(|c| c.mount == mount))
+            .cloned()
+            .collect()
+    }
+
     /// A remembered certificate.
     pub fn get(&self, serial: &Serial) -> Option<Arc<RecentCert>> {
         let guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());

@@ -216,6 +216,23 @@ impl Revocations {
             .and_then(|v| v.revoked.get(serial).map(|(at, _)| *at)))
     }
 
+    /// Every serial of `mount` revoked and not yet pruned.
+    pub async fn revoked(&self, mount: &str) -> Result<Vec<Serial>, RevocationError> {
+        let loaded = self
+            .view(mount)
+            .filter(|view| view.loaded.is_some())
+            .map(|view| view.revoked.keys().cloned().collect());
+        if let Some(serials) = loaded {
+            return Ok(serials);
+        }
+        let stored = self.store.load(mount).await?;
+        self.set_view(mount, &stored);
+        Ok(self
+            .view(mount)
+            .map(|v| v.revoked.keys().cloned().collect())
+            .unwrap_or_default())
+    }
+
     /// The mount's current CRL, built now if there is none yet, the CA
     /// changed, or it is past half of its validity.
     pub async fn crl(

@@ -260,3 +260,68 @@ def test_refused_requests_still_get_vaults_error_shape(dev):
     assert status == 400 and "request path" in body["errors"][0]
     # Nothing was issued for them, and the server still answers.
     assert hvac.Client(url=dev.url).sys.read_health_status(method="GET")["sealed"] is False
+
+
+def test_inventory_reads_as_vault_answers_them(dev):
+    root = root_client(dev)
+    # vault secrets list / hvac: every PKI mount keyed "<path>/".
+    mounts = root.sys.list_mounted_secrets_engines()["data"]
+    assert mounts["pki/"]["type"] == "pki" and mounts["pki_int/"]["type"] == "pki"
+    assert mounts["pki_int/"]["uuid"] != mounts["pki/"]["uuid"]
+    tune = root.sys.read_mount_configuration(path="pki_int")["data"]
+    assert "max_lease_ttl" in tune and "default_lease_ttl" in tune
+    with pytest.raises(hvac.exceptions.InvalidRequest):
+        root.sys.read_mount_configuration(path="nowhere")
+    # vault list pki_int/roles; vault read pki_int/roles/web-server
+    assert root.secrets.pki.list_roles(mount_point="pki_int")["data"]["keys"] == ["web-server"]
+    role = root.secrets.pki.read_role("web-server", mount_point="pki_int")["data"]
+    assert role["allowed_domains"] == ["example.com"] and role["allow_subdomains"] is True
+    assert role["max_ttl"] == 720 * 3600 and role["key_type"] == "ec" and role["key_bits"] == 256
+    assert role["server_flag"] is True and role["key_usage"] == ["DigitalSignature"]
+    # Unknown role, and a role read under another mount: Vault's bare 404.
+    for name, mount in (("nope", "pki_int"), ("web-server", "pki")):
+        with pytest.raises(hvac.exceptions.InvalidPath):
+            root.secrets.pki.read_role(name, mount_point=mount)
+    with pytest.raises(hvac.exceptions.InvalidPath):
+        root.secrets.pki.list_roles(mount_point="pki")
+    # The LIST verb itself, as the vault CLI's http client may send it.
+    req = urllib.request.Request(f"{dev.url}/v1/pki_int/roles", method="LIST",
+                                 headers={"X-Vault-Token": ROOT_TOKEN})
+    with urllib.request.urlopen(req) as resp:
+        assert json.load(resp)["data"]["keys"] == ["web-server"]
+    # Config reads.
+    urls = root.secrets.pki.read_urls(mount_point="pki")["data"]
+    assert set(urls) >= {"issuing_certificates", "crl_distribution_points", "ocsp_servers"}
+    crl = root.secrets.pki.read_crl_configuration(mount_point="pki_int")["data"]
+    assert crl["disable"] is False and crl["expiry"].endswith("h")
+    # Issuers: one per mount, the same id in the list, the read and cert/ca.
+    issuers = root.secrets.pki.list_issuers(mount_point="pki_int")["data"]
+    (issuer_id,) = issuers["keys"]
+    assert issuers["key_info"][issuer_id]["is_default"] is True
+    full = root.secrets.pki.read_issuer("default", mount_point="pki_int")["data"]
+    assert full["issuer_id"] == issuer_id and len(full["ca_chain"]) == 2
+    by_id = hvac.Client(url=dev.url).read(f"pki_int/issuer/{issuer_id}/json")["data"]
+    assert by_id["certificate"] == full["certificate"]
+    with urllib.request.urlopen(f"{dev.url}/v1/pki_int/issuer/default/der") as resp:
+        der = resp.read()
+    intermediate = x509.load_der_x509_certificate(der)
+    assert intermediate.public_bytes(serialization.Encoding.PEM).decode().strip() == full["certificate"]
+    ski = intermediate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    assert full["key_id"] == ":".join(f"{b:02x}" for b in ski)
+    with pytest.raises(hvac.exceptions.InvalidRequest):
+        root.secrets.pki.read_issuer("no-such-issuer", mount_point="pki_int")
+    # authority_key_id on issue and on cert/ca, as Vault 1.16+ returns it.
+    issued = root.secrets.pki.generate_certificate(
+        name="web-server", common_name="aki.example.com", mount_point="pki_int")["data"]
+    assert issued["authority_key_id"] == full["key_id"]
+    ca = root.secrets.pki.read_certificate("ca", mount_point="pki_int")["data"]
+    root_ca = root.secrets.pki.read_issuer("default", mount_point="pki")["data"]
+    assert ca["authority_key_id"] == root_ca["key_id"] and ca["issuer_id"] == issuer_id
+    # vault list pki_int/certs: the CA and what this replica issued, colon hex.
+    certs = root.secrets.pki.list_certificates(mount_point="pki_int")["data"]["keys"]
+    assert issued["serial_number"] in certs and full["serial_number"] in certs
+    # Reads that need a token refuse without one, as Vault does.
+    with pytest.raises(hvac.exceptions.Forbidden):
+        hvac.Client(url=dev.url).secrets.pki.list_roles(mount_point="pki_int")
+    with pytest.raises(hvac.exceptions.Forbidden):
+        hvac.Client(url=dev.url).sys.list_mounted_secrets_engines()

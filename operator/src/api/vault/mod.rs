@@ -11,6 +11,7 @@
 pub mod envelope;
 #[cfg(test)]
 mod fuzz_tests;
+mod inventory;
 pub mod params;
 mod pki;
 mod read;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::routing::any;
@@ -95,6 +96,7 @@ async fn dispatch(
     State(state): State<Arc<ApiState>>,
     method: Method,
     rest: Result<Path<String>, PathRejection>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -103,7 +105,11 @@ async fn dispatch(
         endpoint: Endpoint::Other,
         role: None,
     };
-    let response = route(&state, &mut seen, method, rest, &headers, body).await;
+    // Vault's LIST verb, or GET with `list=true` as the vault CLI and hvac send it.
+    let list = method.as_str() == "LIST"
+        || (method == Method::GET && query.as_deref().is_some_and(asks_for_list));
+    let verb = Verb { method, list };
+    let response = route(&state, &mut seen, verb, rest, &headers, body).await;
     // Answers built from an ApiError carry its class; the rest are classed by status.
     let class = response
         .extensions()
@@ -121,6 +127,19 @@ async fn dispatch(
     response
 }
 
+/// Whether a query string holds `list=true` (Vault's LIST over GET).
+fn asks_for_list(query: &str) -> bool {
+    query
+        .split('&')
+        .any(|pair| matches!(pair.split_once('='), Some(("list", "true" | "1"))))
+}
+
+/// The HTTP method, and whether it means Vault's LIST.
+struct Verb {
+    method: Method,
+    list: bool,
+}
+
 /// What [`route`] found out about a request, for the metrics.
 struct Seen {
     endpoint: Endpoint,
@@ -130,7 +149,7 @@ struct Seen {
 async fn route(
     state: &Arc<ApiState>,
     seen: &mut Seen,
-    method: Method,
+    verb: Verb,
     rest: Result<Path<String>, PathRejection>,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -144,7 +163,22 @@ async fn route(
         Err(e) => return body_rejected(&e),
     };
     let path = rest.trim_matches('/');
+    let Verb { method, list } = verb;
     let write = method == Method::POST || method == Method::PUT;
+    let read = method == Method::GET && !list;
+    if path == "sys/mounts" || path.starts_with("sys/mounts/") {
+        seen.endpoint = Endpoint::Admin;
+        if !read {
+            return unsupported(&method, path);
+        }
+        if let Err(e) = caller(state, headers, "sys/mounts").await {
+            return envelope::error(&e);
+        }
+        return match path.strip_prefix("sys/mounts/") {
+            Some(mount_path) => inventory::sys_mount(state, mount_path),
+            None => inventory::sys_mounts(state),
+        };
+    }
     match path {
         "sys/health" => {
             seen.endpoint = Endpoint::Health;
@@ -178,8 +212,12 @@ async fn route(
         Some("ca" | "ca_chain") => Endpoint::Ca,
         Some("crl") => Endpoint::Crl,
         Some("cert") => Endpoint::Cert,
+        Some("roles" | "config" | "certs" | "issuers" | "issuer") => Endpoint::Admin,
         _ => Endpoint::Other,
     };
+    if let Some(answer) = inventory_route(state, headers, &mount, &segments, read, list).await {
+        return answer;
+    }
     if let ["issue" | "sign", role] = segments.as_slice() {
         seen.role = Some((*role).to_owned());
     }
@@ -200,6 +238,60 @@ async fn route(
         | (["ca" | "ca_chain" | "crl" | "cert", ..], true, _) => unsupported(&method, path),
         _ => not_found_route(path),
     }
+}
+
+/// The inventory reads of a mount (roles, config, certs, issuers), or `None`
+/// when `segments` is none of them. Issuer certificates are public, as in
+/// Vault; the rest needs a token.
+async fn inventory_route(
+    state: &ApiState,
+    headers: &HeaderMap,
+    mount: &MountEntry,
+    segments: &[&str],
+    read: bool,
+    list: bool,
+) -> Option<Response> {
+    use inventory::IssuerForm;
+    let public = match (segments, read, list) {
+        (["issuers"], _, true) => Some(inventory::list_issuers(mount)),
+        (["issuer", reference, form], true, _) => {
+            let form = match *form {
+                "json" => IssuerForm::Json,
+                "pem" => IssuerForm::Pem,
+                "der" => IssuerForm::Der,
+                _ => return None,
+            };
+            Some(inventory::read_issuer(mount, reference, form))
+        }
+        _ => None,
+    };
+    if public.is_some() {
+        return public;
+    }
+    let known = matches!(
+        (segments, read, list),
+        (["roles"], _, true)
+            | (["roles", _], true, _)
+            | (["config", "urls" | "crl"], true, _)
+            | (["certs"] | ["certs", "revoked"], _, true)
+            | (["issuer", _], true, _)
+    );
+    if !known {
+        return None;
+    }
+    if let Err(e) = caller(state, headers, "read").await {
+        return Some(envelope::error(&e));
+    }
+    Some(match segments {
+        ["roles"] => inventory::list_roles(state, mount),
+        ["roles", name] => inventory::read_role(state, mount, name),
+        ["config", "urls"] => inventory::config_urls(mount),
+        ["config", _] => inventory::config_crl(mount),
+        ["certs"] => inventory::list_certs(state, mount, false).await,
+        ["certs", _] => inventory::list_certs(state, mount, true).await,
+        [_, reference] => inventory::read_issuer(mount, reference, IssuerForm::Full),
+        _ => not_found_route(&mount.path),
+    })
 }
 
 /// The mount with the longest path that `path` starts with, and the rest.

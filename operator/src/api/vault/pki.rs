@@ -175,6 +175,8 @@ struct IssueData<'a> {
     serial_number: String,
     expiration: i64,
     not_before: i64,
+    /// The signing CA's subject key id, colon hex (Vault 1.16+).
+    authority_key_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     private_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -218,6 +220,11 @@ fn issue_data<'a>(
         serial_number: issued.serial.to_colon_hex(),
         expiration: issued.not_after.unix_timestamp(),
         not_before: issued.not_before.unix_timestamp(),
+        authority_key_id: outcome
+            .mount
+            .ca()
+            .map(|ca| super::inventory::key_id(ca))
+            .unwrap_or_default(),
         private_key,
         private_key_type,
     })

@@ -96,11 +96,20 @@ pub async fn cert(state: &ApiState, mount: &MountEntry, serial: &str) -> Respons
     let result = async {
         let ca = ready(mount)?;
         let data = match serial {
-            "ca" => json!({ "certificate": ca.certificate_pem(), "revocation_time": 0 }),
+            "ca" => json!({
+                "certificate": ca.certificate_pem(),
+                "revocation_time": 0,
+                "revocation_time_rfc3339": "",
+                "authority_key_id": ca_authority_key_id(ca),
+                "issuer_id": super::inventory::issuer_id(ca),
+            }),
             "ca_chain" => json!({
                 "certificate": ca.certificate_pem(),
                 "ca_chain": ca.ca_chain_pem().concat(),
                 "revocation_time": 0,
+                "revocation_time_rfc3339": "",
+                "authority_key_id": ca_authority_key_id(ca),
+                "issuer_id": super::inventory::issuer_id(ca),
             }),
             "crl" => {
                 let published = state
@@ -141,6 +150,19 @@ pub async fn cert(state: &ApiState, mount: &MountEntry, serial: &str) -> Respons
     }
     .await;
     result.unwrap_or_else(|e| envelope::error(&e))
+}
+
+/// The authority key id of a CA certificate: its parent's key id, or its own
+/// for a self-signed root.
+fn ca_authority_key_id(ca: &tlsmint_ca::CertificateAuthority) -> String {
+    match ca.parents_der().first() {
+        None => super::inventory::key_id(ca),
+        Some(parent) => x509::parse_certificate(parent, "parent CA certificate")
+            .ok()
+            .and_then(|info| info.subject_key_id)
+            .map(|id| super::inventory::colon_hex(&id))
+            .unwrap_or_default(),
+    }
 }
 
 /// `POST <mount>/ocsp` with a DER `OCSPRequest` body.
