@@ -114,13 +114,7 @@ impl CertificateAuthority {
         parent: &CertificateAuthority,
         now: OffsetDateTime,
     ) -> Result<Self> {
-        if now < parent.info.not_before || now >= parent.info.not_after {
-            return Err(Error::CaNotValid {
-                ca: parent.name.clone(),
-                not_before: x509::rfc3339(parent.info.not_before),
-                not_after: x509::rfc3339(parent.info.not_after),
-            });
-        }
+        parent.check_valid_at(now)?;
         let key = PrivateKey::generate(cfg.key)?;
         let mut params = ca_params(cfg, now, Some(parent.info.not_after))?;
         parent.options.urls.apply(&mut params)?;
@@ -130,6 +124,68 @@ impl CertificateAuthority {
         let mut chain = vec![parent.cert_der.clone()];
         chain.extend(parent.chain_der.iter().cloned());
         Self::from_parts(&cfg.name, key, cert.der().to_vec(), chain)
+    }
+
+    /// Signs another CA's request as an intermediate of this one (Vault's
+    /// `root/sign-intermediate`): the CSR's signature is checked, the subject
+    /// is `common_name` when given, else the CSR's common name; the lifetime
+    /// is cut to this CA's notAfter. Returns the certificate, DER.
+    pub fn sign_intermediate(
+        &self,
+        csr_input: &[u8],
+        common_name: Option<&str>,
+        ttl: Duration,
+        now: OffsetDateTime,
+    ) -> Result<Vec<u8>> {
+        self.check_valid_at(now)?;
+        let parsed = crate::csr::parse_ca_request(csr_input)?;
+        let common_name = common_name
+            .map(str::trim)
+            .filter(|cn| !cn.is_empty())
+            .map(str::to_owned)
+            .or(parsed.names.common_name)
+            .ok_or_else(|| Error::InvalidConfig {
+                field: "common_name",
+                reason: "the request has no common name and none was given".into(),
+            })?;
+        let cfg = CaConfig {
+            name: self.name.clone(),
+            subject: Subject::with_common_name(common_name),
+            key: parsed.key,
+            ttl,
+        };
+        let mut params = ca_params(&cfg, now, Some(self.info.not_after))?;
+        self.options.urls.apply(&mut params)?;
+        let public_key = rcgen::SubjectPublicKeyInfo::from_der(&parsed.spki_der)
+            .map_err(|e| Error::CsrMalformed(format!("unsupported public key: {e}")))?;
+        let cert = params
+            .signed_by(&public_key, &self.issuer)
+            .map_err(|e| Error::signing("intermediate CA certificate", e))?;
+        Ok(cert.der().to_vec())
+    }
+
+    /// Fails unless `now` is inside this CA's validity.
+    fn check_valid_at(&self, now: OffsetDateTime) -> Result<()> {
+        if now < self.info.not_before || now >= self.info.not_after {
+            return Err(Error::CaNotValid {
+                ca: self.name.clone(),
+                not_before: x509::rfc3339(self.info.not_before),
+                not_after: x509::rfc3339(self.info.not_after),
+            });
+        }
+        Ok(())
+    }
+
+    /// The same CA with its key and certificates, and `options` (the
+    /// options cannot be changed in place: leaves being signed hold `&self`).
+    pub fn rebuilt_with(&self, options: MountOptions) -> Result<Self> {
+        Self::from_parts(
+            &self.name,
+            self.key.clone(),
+            self.cert_der.clone(),
+            self.chain_der.clone(),
+        )?
+        .with_options(options)
     }
 
     /// Imports a CA from PEM: `certs` holds the CA certificate first, then
@@ -323,9 +379,15 @@ impl PendingIntermediate {
     /// Accepts the signed certificate (PEM, optionally followed by its
     /// chain). Refuses a certificate that does not hold this key.
     pub fn complete(self, signed: &str) -> Result<CertificateAuthority> {
+        self.complete_with(signed)
+    }
+
+    /// [`complete`](Self::complete) without giving the pending key up, so
+    /// that a refused certificate can be followed by a corrected one.
+    pub fn complete_with(&self, signed: &str) -> Result<CertificateAuthority> {
         let mut ders = pem::decode_certificates(signed)?;
         let cert = ders.remove(0);
-        CertificateAuthority::from_parts(&self.name, self.key, cert, ders)
+        CertificateAuthority::from_parts(&self.name, self.key.clone(), cert, ders)
     }
 }
 

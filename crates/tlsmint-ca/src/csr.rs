@@ -77,6 +77,18 @@ pub fn proof_of_possession(key: &PrivateKey) -> Result<Vec<u8>> {
 
 /// Parses and verifies a CSR given as PEM text or DER bytes.
 pub fn parse(input: &[u8]) -> Result<ParsedCsr> {
+    parse_request(input, false)
+}
+
+/// Parses and verifies a CA's CSR (Vault's `root/sign-intermediate`): the
+/// extensions it requests are not read, as the signer sets a CA's
+/// extensions itself; key, signature algorithm and signature are checked as
+/// for a leaf. `names` holds only the subject's common name.
+pub fn parse_ca_request(input: &[u8]) -> Result<ParsedCsr> {
+    parse_request(input, true)
+}
+
+fn parse_request(input: &[u8], for_ca: bool) -> Result<ParsedCsr> {
     if input.len() > MAX_CSR_BYTES {
         return Err(Error::CsrTooLarge {
             size: input.len(),
@@ -120,7 +132,7 @@ pub fn parse(input: &[u8]) -> Result<ParsedCsr> {
             "the subject has more than one common name".into(),
         ));
     }
-    for attr in info.iter_attributes() {
+    for attr in info.iter_attributes().filter(|_| !for_ca) {
         let ParsedCriAttribute::ExtensionRequest(req) = attr.parsed_attribute() else {
             continue;
         };

@@ -435,6 +435,72 @@ fn external_intermediate_round_trip_and_wrong_certificate_refused() {
 }
 
 #[test]
+fn root_signs_an_intermediate_csr_and_the_chain_verifies() {
+    let root = root();
+    let cfg = config("pki-int", "Int From CSR", KeySpec::EcdsaP256, hours(1000));
+    let pending = PendingIntermediate::generate(&cfg).expect("pending");
+    // No common name given: the CSR's is used; the lifetime is cut to the root's.
+    let der = root
+        .sign_intermediate(pending.csr_pem().as_bytes(), None, hours(1_000_000), now())
+        .expect("signed");
+    let bundle = format!(
+        "{}{}",
+        pem::encode_certificate(&der),
+        root.certificate_pem()
+    );
+    let int = pending.complete(&bundle).expect("complete");
+    assert_eq!(int.info().subject, "CN=Int From CSR");
+    assert_eq!(int.info().not_after, root.info().not_after);
+    let issued = int
+        .issue(
+            &web_role(),
+            &identity(),
+            &req("csr.example.com", None),
+            now(),
+        )
+        .expect("issue");
+    verify_server(
+        &issued.certificate_der,
+        &[int.certificate_der().to_vec()],
+        root.certificate_der(),
+        "csr.example.com",
+    )
+    .expect("verifies");
+    // A given common name wins over the CSR's.
+    let other = PendingIntermediate::generate(&cfg).expect("pending");
+    let der = root
+        .sign_intermediate(
+            other.csr_pem().as_bytes(),
+            Some("Renamed"),
+            hours(10),
+            now(),
+        )
+        .expect("signed");
+    let renamed = other
+        .complete(&pem::encode_certificate(&der))
+        .expect("complete");
+    assert_eq!(renamed.info().subject, "CN=Renamed");
+    // Garbage is refused with the CSR error, and nothing is signed.
+    let err = root
+        .sign_intermediate(b"not a csr", None, hours(10), now())
+        .unwrap_err();
+    assert!(matches!(err, Error::CsrMalformed(_)), "{err}");
+    // An expired parent signs nothing.
+    let later = now() + time::Duration::days(20 * 365);
+    let err = root
+        .sign_intermediate(pending_csr(&cfg).as_bytes(), None, hours(10), later)
+        .unwrap_err();
+    assert!(matches!(err, Error::CaNotValid { .. }), "{err}");
+}
+
+fn pending_csr(cfg: &CaConfig) -> String {
+    PendingIntermediate::generate(cfg)
+        .expect("pending")
+        .csr_pem()
+        .to_owned()
+}
+
+#[test]
 fn import_checks_the_pair_and_the_ca_flag() {
     let a = root();
     let b = root();
