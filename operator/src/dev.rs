@@ -41,8 +41,14 @@ pub struct DevArgs {
     /// Directory of PkiMount and IssuerRole YAML files (CRD format; several
     /// documents per file allowed). Without it, the Vault tutorial setup is
     /// used: mounts `pki` and `pki-int` (path `pki_int`), role `web-server`.
-    #[arg(long, env = "TLSMINT_DEV_CONFIG")]
+    #[arg(long, env = "TLSMINT_DEV_CONFIG", conflicts_with = "empty")]
     pub config: Option<PathBuf>,
+
+    /// Start with no mounts and no roles, as `vault server -dev` does, and set
+    /// them up through the Vault API: `vault secrets enable pki`,
+    /// `vault write pki/root/generate/internal ...`, `vault write pki/roles/<name> ...`.
+    #[arg(long, env = "TLSMINT_DEV_EMPTY")]
+    pub empty: bool,
 
     /// The root token to accept and print, as with `vault server -dev
     /// -dev-root-token-id` [default: random].
@@ -106,6 +112,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     let (mounts, roles) = match &args.config {
         Some(dir) => load_dir(dir)?,
+        None if args.empty => (Vec::new(), Vec::new()),
         None => default_setup(),
     };
     let registry = Arc::new(Registry::new());
@@ -173,6 +180,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         },
         cpu: tlsmint_runtime::cpu::CpuPool::per_core(),
         metrics: Arc::new(api::metrics::ApiMetrics::register(&mut prometheus)),
+        dev_admin: true,
     };
     let shutdown = tlsmint_runtime::shutdown::on_signal();
     if let Some(addr) = args.admin_addr {
@@ -274,14 +282,24 @@ fn print_banner(
     text.push_str(&format!(
         "    gRPC API:   {scheme}://{grpc}   (tlsmint.v1.Issuer)\n\n"
     ));
+    if mounts.is_empty() {
+        text.push_str("    No mounts yet (--empty): set them up through the Vault API, as with vault server -dev\n");
+    }
     for line in mounts.iter().chain(roles) {
         text.push_str(&format!("    {line}\n"));
     }
     text.push_str(&format!("\n    {limits}\n"));
     text.push_str(&format!("\nRoot Token: {token}\n\n"));
-    text.push_str(&format!(
-        "Try: curl -s -H 'X-Vault-Token: {token}' -d '{{\"common_name\":\"api.example.com\",\"ttl\":\"24h\"}}' {scheme}://{http}/v1/pki_int/issue/web-server\n"
-    ));
+    if mounts.is_empty() {
+        text.push_str(&format!(
+            "Try: export VAULT_ADDR='{scheme}://{http}' VAULT_TOKEN='{token}'; \
+             vault secrets enable pki; vault write pki/root/generate/internal common_name=example.com ttl=87600h\n"
+        ));
+    } else {
+        text.push_str(&format!(
+            "Try: curl -s -H 'X-Vault-Token: {token}' -d '{{\"common_name\":\"api.example.com\",\"ttl\":\"24h\"}}' {scheme}://{http}/v1/pki_int/issue/web-server\n"
+        ));
+    }
     print!("{text}");
 }
 
@@ -407,7 +425,10 @@ fn load_dir(dir: &Path) -> anyhow::Result<(Vec<PkiMount>, Vec<IssuerRole>)> {
         }
     }
     if mounts.is_empty() {
-        bail!("no PkiMount found in {} (*.yaml, *.yml)", dir.display());
+        bail!(
+            "no PkiMount found in {} (*.yaml, *.yml); to start with nothing and set mounts up through the Vault API, use --empty",
+            dir.display()
+        );
     }
     Ok((mounts, roles))
 }

@@ -133,6 +133,7 @@ pub async fn start(
         tls: Some(serving),
         cpu,
         metrics,
+        dev_admin: false,
     };
     let listeners = super::bind(args, IpAddr::V4(Ipv4Addr::UNSPECIFIED))?;
     let args = args.clone();

@@ -226,6 +226,7 @@ async fn scenario(client: kube::Client, ns: String) {
         tls: None,
         cpu: tlsmint_runtime::cpu::CpuPool::new(2),
         metrics: api_metrics.clone(),
+        dev_admin: false,
     };
     let server = tokio::spawn({
         let shutdown = shutdown.clone();

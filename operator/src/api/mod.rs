@@ -212,6 +212,9 @@ pub struct ApiState {
     pub cpu: tlsmint_runtime::cpu::CpuPool,
     /// The API's own metrics (`tlsmint_api_*`).
     pub metrics: Arc<ApiMetrics>,
+    /// Dev mode's write state for Vault's setup endpoints; `None` in a
+    /// cluster, where those writes are PkiMount and IssuerRole objects.
+    pub admin: Option<Arc<vault::DevAdmin>>,
 }
 
 impl std::fmt::Debug for dyn Rights {
@@ -245,6 +248,9 @@ pub struct Services {
     pub cpu: tlsmint_runtime::cpu::CpuPool,
     /// The API's own metrics (`tlsmint_api_*`), registered on the admin port by the caller.
     pub metrics: Arc<ApiMetrics>,
+    /// Dev mode: serve Vault's setup writes (`sys/mounts`, `root/generate`,
+    /// `roles/<name>`, ...) against the registry.
+    pub dev_admin: bool,
 }
 
 impl std::fmt::Debug for Services {
@@ -352,6 +358,7 @@ pub async fn serve(
             .collect(),
         cpu: services.cpu,
         metrics: services.metrics,
+        admin: services.dev_admin.then(vault::DevAdmin::new),
     });
     tokio::spawn(
         services

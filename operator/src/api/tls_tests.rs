@@ -94,6 +94,7 @@ async fn grpc_and_https_serve_tls_and_pick_up_a_new_certificate_without_restart(
         tls: Some(serving.clone()),
         cpu: tlsmint_runtime::cpu::CpuPool::new(2),
         metrics: std::sync::Arc::new(crate::api::metrics::ApiMetrics::unregistered()),
+        dev_admin: false,
     };
     let server = tokio::spawn({
         let shutdown = shutdown.clone();

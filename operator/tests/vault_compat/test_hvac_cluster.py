@@ -22,6 +22,7 @@ import urllib.request
 import hvac
 import hvac.exceptions
 import pytest
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -355,3 +356,32 @@ def test_both_replicas_serve_and_audit(cluster):
     issued = {r["x509.serial"] for lines in per_pod.values() for r in lines}
     assert {s.replace(":", "").lower() for s in serials} <= {s.replace(":", "").lower() for s in issued}
     assert all(per_pod.values()), {pod: len(lines) for pod, lines in per_pod.items()}
+
+
+def test_setup_writes_name_the_kubectl_apply_and_inventory_reads_work(cluster):
+    web = cluster.login()
+    # Reads of what the cluster holds, with a real token.
+    mounts = web.sys.list_mounted_secrets_engines()["data"]
+    assert mounts[cluster.int_path + "/"]["type"] == "pki"
+    roles = web.secrets.pki.list_roles(mount_point=cluster.int_path)["data"]["keys"]
+    assert cluster.role in roles
+    role = web.secrets.pki.read_role(cluster.role, mount_point=cluster.int_path)["data"]
+    assert "allowed_domains" in role and role["no_store"] is True
+    # Writes of mounts, CAs and roles are Kubernetes objects here: 405 and the kubectl.
+    for path, body in [
+        ("sys/mounts/other-pki", {"type": "pki"}),
+        (f"{cluster.int_path}/roles/{cluster.role}", {"max_ttl": "1h"}),
+        (f"{cluster.root_path}/root/generate/internal", {"common_name": "x"}),
+        (f"{cluster.int_path}/config/urls", {"ocsp_servers": "http://x"}),
+    ]:
+        resp = requests.post(f"{cluster.url}/v1/{path}", json=body, timeout=10,
+                             headers={"X-Vault-Token": web.token}, verify=str(cluster.cacert))
+        assert resp.status_code == 405, (path, resp.status_code, resp.text)
+        text = resp.json()["errors"][0]
+        assert "kubectl" in text, text
+    # The role is unchanged.
+    again = web.secrets.pki.read_role(cluster.role, mount_point=cluster.int_path)["data"]
+    assert again["max_ttl"] == role["max_ttl"]
+    # tidy works in a cluster, for a mount's administrators only (the revoke right).
+    with pytest.raises(hvac.exceptions.Forbidden):
+        web.secrets.pki.tidy(mount_point=cluster.int_path)

@@ -73,6 +73,8 @@ fn state() -> Arc<ApiState> {
         policy_checkers: Vec::new(),
         cpu: tlsmint_runtime::cpu::CpuPool::new(1),
         metrics: std::sync::Arc::new(crate::api::metrics::ApiMetrics::unregistered()),
+        // Dev mode's writes too, so the fuzzer reaches the setup endpoints.
+        admin: Some(super::DevAdmin::new()),
         revocations: Revocations::new(Arc::new(MemoryStore::default()), Default::default()),
         limiter: RateLimiter::new(0.0, 0),
         tokens: ClientTokens::new(&[7; 32]),

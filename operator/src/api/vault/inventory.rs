@@ -23,6 +23,7 @@ use tlsmint_ca::{CertificateAuthority, LeafNotAfterBehavior, Serial};
 
 use super::envelope;
 use super::params::clip;
+use super::read::ready;
 use crate::api::ApiState;
 use crate::api::error::ApiError;
 use crate::registry::{MountEntry, RoleEntry};
@@ -96,13 +97,6 @@ pub fn key_id(ca: &CertificateAuthority) -> String {
         .as_deref()
         .map(colon_hex)
         .unwrap_or_default()
-}
-
-fn ready(mount: &MountEntry) -> Result<&CertificateAuthority, ApiError> {
-    mount
-        .ca()
-        .map(|ca| &**ca)
-        .ok_or_else(|| ApiError::FailedPrecondition(format!("mount {:?} is not ready", mount.name)))
 }
 
 /// One mount as `sys/mounts` lists it.
@@ -363,6 +357,17 @@ pub fn config_urls(mount: &MountEntry) -> Response {
     result.unwrap_or_else(|e| envelope::error(&e))
 }
 
+/// `GET /v1/<mount>/config/issuers`: the default issuer (the only one).
+pub fn config_issuers(mount: &MountEntry) -> Response {
+    match ready(mount) {
+        Ok(ca) => envelope::data(
+            json!({ "default": issuer_id(ca), "default_follows_latest_issuer": false }),
+            &[],
+        ),
+        Err(e) => envelope::error(&e),
+    }
+}
+
 /// `GET /v1/<mount>/config/crl`: tlsmint always keeps a full CRL (no delta
 /// CRLs, never disabled) and rebuilds it on every revocation and at half of
 /// its validity.
@@ -445,10 +450,21 @@ pub enum IssuerForm {
 
 /// `GET /v1/<mount>/issuer/<ref>[/json|/pem|/der]`: `ref` is `default`, the
 /// issuer id or its name.
-pub fn read_issuer(mount: &MountEntry, reference: &str, form: IssuerForm) -> Response {
+pub fn read_issuer(
+    mount: &MountEntry,
+    alias: Option<&str>,
+    reference: &str,
+    form: IssuerForm,
+) -> Response {
     let result = ready(mount).and_then(|ca| {
         let id = issuer_id(ca);
-        if reference != "default" && reference != id && reference != mount.name {
+        let known = [
+            Some("default"),
+            Some(id.as_str()),
+            Some(mount.name.as_str()),
+            alias,
+        ];
+        if !known.contains(&Some(reference)) {
             return Err(ApiError::InvalidArgument(format!(
                 "unable to find PKI issuer for reference: {}",
                 clip(reference)
@@ -474,7 +490,7 @@ pub fn read_issuer(mount: &MountEntry, reference: &str, form: IssuerForm) -> Res
                     "certificate": certificate,
                     "ca_chain": chain,
                     "issuer_id": id,
-                    "issuer_name": mount.name,
+                    "issuer_name": alias.unwrap_or(&mount.name),
                 }),
                 &[],
             ),
@@ -487,7 +503,7 @@ pub fn read_issuer(mount: &MountEntry, reference: &str, form: IssuerForm) -> Res
                         "crl_distribution_points": urls.crl_distribution_points,
                         "enable_aia_url_templating": false,
                         "issuer_id": id,
-                        "issuer_name": mount.name,
+                        "issuer_name": alias.unwrap_or(&mount.name),
                         "issuing_certificates": urls.issuing_certificates,
                         "key_id": key_id(ca),
                         "leaf_not_after_behavior": match ca.options().leaf_not_after {

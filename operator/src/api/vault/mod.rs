@@ -1,13 +1,16 @@
 //! The Vault-compatible HTTP API (SPEC §5): `auth/kubernetes/login`, and per
 //! mount `issue`, `sign`, `revoke`, `revoke-with-key`, `ca`, `ca/pem`, `ca_chain`, `cert/...`,
 //! `crl`, `crl/pem`, `ocsp`, plus `sys/health` and `auth/token/lookup(-self)`,
-//! with Vault's field names,
+//! the inventory reads (`inventory`: `sys/mounts`, roles, config, certs,
+//! issuers) and the setup writes (`admin`: served in dev mode, refused with
+//! the `kubectl` that does it in a cluster), with Vault's field names,
 //! envelope and status codes.
 //!
 //! Mount paths may contain `/`, so routing is by longest registered mount
 //! path, then the endpoint after it. Owns: routing and authentication of
 //! Vault requests. Must not: log tokens, keys or bodies.
 
+mod admin;
 pub mod envelope;
 #[cfg(test)]
 mod fuzz_tests;
@@ -15,8 +18,11 @@ mod inventory;
 pub mod params;
 mod pki;
 mod read;
+mod role_write;
 mod token_lookup;
 pub mod tokens;
+
+pub use admin::DevAdmin;
 
 use std::sync::Arc;
 
@@ -168,6 +174,11 @@ async fn route(
     let read = method == Method::GET && !list;
     if path == "sys/mounts" || path.starts_with("sys/mounts/") {
         seen.endpoint = Endpoint::Admin;
+        if let Some(rest) = path.strip_prefix("sys/mounts/")
+            && let Some(op) = admin::sys_op(rest, &method)
+        {
+            return admin::handle(state, headers, None, op, &body).await;
+        }
         if !read {
             return unsupported(&method, path);
         }
@@ -212,9 +223,15 @@ async fn route(
         Some("ca" | "ca_chain") => Endpoint::Ca,
         Some("crl") => Endpoint::Crl,
         Some("cert") => Endpoint::Cert,
-        Some("roles" | "config" | "certs" | "issuers" | "issuer") => Endpoint::Admin,
+        Some(
+            "roles" | "config" | "certs" | "issuers" | "issuer" | "root" | "intermediate" | "tidy",
+        ) => Endpoint::Admin,
         _ => Endpoint::Other,
     };
+    if let Some(op) = admin::mount_op(&segments, &method) {
+        seen.endpoint = Endpoint::Admin;
+        return admin::handle(state, headers, Some(mount.clone()), op, &body).await;
+    }
     if let Some(answer) = inventory_route(state, headers, &mount, &segments, read, list).await {
         return answer;
     }
@@ -261,7 +278,16 @@ async fn inventory_route(
                 "der" => IssuerForm::Der,
                 _ => return None,
             };
-            Some(inventory::read_issuer(mount, reference, form))
+            let alias = state
+                .admin
+                .as_ref()
+                .and_then(|a| a.issuer_name(&mount.name));
+            Some(inventory::read_issuer(
+                mount,
+                alias.as_deref(),
+                reference,
+                form,
+            ))
         }
         _ => None,
     };
@@ -272,7 +298,7 @@ async fn inventory_route(
         (segments, read, list),
         (["roles"], _, true)
             | (["roles", _], true, _)
-            | (["config", "urls" | "crl"], true, _)
+            | (["config", "urls" | "crl" | "issuers"], true, _)
             | (["certs"] | ["certs", "revoked"], _, true)
             | (["issuer", _], true, _)
     );
@@ -286,10 +312,17 @@ async fn inventory_route(
         ["roles"] => inventory::list_roles(state, mount),
         ["roles", name] => inventory::read_role(state, mount, name),
         ["config", "urls"] => inventory::config_urls(mount),
+        ["config", "issuers"] => inventory::config_issuers(mount),
         ["config", _] => inventory::config_crl(mount),
         ["certs"] => inventory::list_certs(state, mount, false).await,
         ["certs", _] => inventory::list_certs(state, mount, true).await,
-        [_, reference] => inventory::read_issuer(mount, reference, IssuerForm::Full),
+        [_, reference] => {
+            let alias = state
+                .admin
+                .as_ref()
+                .and_then(|a| a.issuer_name(&mount.name));
+            inventory::read_issuer(mount, alias.as_deref(), reference, IssuerForm::Full)
+        }
         _ => not_found_route(&mount.path),
     })
 }

@@ -137,14 +137,14 @@ pub async fn issue(
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(super) enum Format {
     Pem,
     Der,
     PemBundle,
 }
 
 impl Format {
-    fn parse(text: Option<&str>) -> Result<Self, ApiError> {
+    pub(super) fn parse(text: Option<&str>) -> Result<Self, ApiError> {
         match text.unwrap_or("pem") {
             "pem" => Ok(Format::Pem),
             "der" => Ok(Format::Der),
@@ -158,7 +158,7 @@ impl Format {
 
     /// A certificate in this format, from the engine's two forms (no PEM round trip,
     /// no copy of a PEM).
-    fn cert<'a>(self, der: &[u8], pem_text: &'a str) -> Cow<'a, str> {
+    pub(super) fn cert<'a>(self, der: &[u8], pem_text: &'a str) -> Cow<'a, str> {
         match self {
             Format::Pem | Format::PemBundle => Cow::Borrowed(pem_text.trim_end()),
             Format::Der => Cow::Owned(STANDARD.encode(der)),

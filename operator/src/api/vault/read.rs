@@ -38,11 +38,14 @@ pub fn health() -> Response {
     )
 }
 
-fn ready(mount: &MountEntry) -> Result<&tlsmint_ca::CertificateAuthority, ApiError> {
-    mount
-        .ca()
-        .map(|ca| &**ca)
-        .ok_or_else(|| ApiError::FailedPrecondition(format!("mount {:?} is not ready", mount.name)))
+pub(super) fn ready(mount: &MountEntry) -> Result<&tlsmint_ca::CertificateAuthority, ApiError> {
+    match &mount.status {
+        crate::registry::MountStatus::Ready(ca) => Ok(ca),
+        crate::registry::MountStatus::NotReady(why) => Err(ApiError::FailedPrecondition(format!(
+            "mount {:?} is not ready: {why}",
+            mount.name
+        ))),
+    }
 }
 
 /// `GET <mount>/ca`: the CA certificate, DER.
