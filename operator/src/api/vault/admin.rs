@@ -165,7 +165,7 @@ pub fn mount_op<'a>(segments: &[&'a str], method: &Method) -> Option<Op<'a>> {
         ["config", "crl"] if write => Some(Op::ConfigCrl),
         ["roles", name] if write => Some(Op::WriteRole(name)),
         ["roles", name] if delete => Some(Op::DeleteRole(name)),
-        ["tidy" | "tidy-cancel"] if write => Some(Op::Tidy),
+        ["tidy"] if write => Some(Op::Tidy),
         ["crl", "rotate"] if write || method == Method::GET => Some(Op::RotateCrl),
         _ => None,
     }
@@ -229,13 +229,6 @@ async fn dev_write(
         Op::DeleteRole(name) => role_write::delete(state, mount, name),
         _ => Err(ApiError::Internal("unrouted admin operation".into())),
     }
-}
-
-/// `204 No Content`, as Vault answers most writes.
-fn no_content() -> Response {
-    let mut resp = Response::default();
-    *resp.status_mut() = StatusCode::NO_CONTENT;
-    resp
 }
 
 /// The 405 a cluster gives for a write that is a Kubernetes object there.
@@ -347,7 +340,7 @@ fn enable_mount(state: &ApiState, path: &str, body: &[u8]) -> Result<Response, A
             },
         );
     }
-    Ok(no_content())
+    Ok(envelope::no_content())
 }
 
 /// The mount (PkiMount) name of a Vault path: an object name, so `pki_int`
@@ -386,7 +379,7 @@ fn disable_mount(state: &ApiState, admin: &DevAdmin, path: &str) -> Result<Respo
         state.registry.remove_mount(&mount.name);
         admin.lock().remove(&mount.name);
     }
-    Ok(no_content())
+    Ok(envelope::no_content())
 }
 
 /// `POST sys/mounts/<path>/tune` `{"max_lease_ttl": "87600h"}`.
@@ -406,7 +399,7 @@ fn tune_mount(
     if let Some(max_ttl) = params::ttl("max_lease_ttl", &body.max_lease_ttl)? {
         change_options(state, admin, &mount, |o| o.max_ttl = Some(max_ttl))?;
     }
-    Ok(no_content())
+    Ok(envelope::no_content())
 }
 
 /// Changes a mount's options: on its CA when it has one, else kept for the
@@ -593,14 +586,8 @@ fn ca_data(ca: &CertificateAuthority, issuer_name: &str) -> Value {
 
 /// Adds the private key to an `exported` answer, in Vault's encoding.
 fn add_key(data: &mut Value, key: &tlsmint_ca::PrivateKey) -> Result<(), ApiError> {
-    use tlsmint_ca::ExposeSecret as _;
-    let encoding = match key.spec().algorithm() {
-        tlsmint_ca::KeyAlgorithm::Ecdsa => tlsmint_ca::KeyEncoding::Sec1,
-        tlsmint_ca::KeyAlgorithm::Rsa => tlsmint_ca::KeyEncoding::Pkcs1,
-        tlsmint_ca::KeyAlgorithm::Ed25519 => tlsmint_ca::KeyEncoding::Pkcs8,
-    };
     data["private_key"] =
-        Value::String(key.to_pem(encoding)?.expose_secret().trim_end().to_owned());
+        Value::String(super::pki::private_key(key, super::pki::Format::Pem, None)?);
     data["private_key_type"] = Value::String(key.spec().vault_type().to_owned());
     Ok(())
 }
@@ -616,7 +603,7 @@ fn delete_root(
         dev.issuer_name = None;
     }
     put_status(state, mount, no_ca())?;
-    Ok(no_content())
+    Ok(envelope::no_content())
 }
 
 /// `POST <mount>/intermediate/generate/<internal|exported>`: a key and its
@@ -633,7 +620,7 @@ async fn generate_intermediate(
     let pending = blocking(move || PendingIntermediate::generate(&cfg)).await?;
     let mut data = json!({
         "csr": pending.csr_pem().trim_end(),
-        "key_id": inventory::colon_hex(&sha1_of(&pending.key().public_key_der())),
+        "key_id": inventory::colon_hex(&key_fingerprint(&pending.key().public_key_der())),
     });
     if exported {
         add_key(&mut data, pending.key())?;
@@ -645,8 +632,9 @@ async fn generate_intermediate(
     Ok(envelope::data(data, &[]))
 }
 
-/// A stable id of a key before it has a certificate.
-fn sha1_of(bytes: &[u8]) -> Vec<u8> {
+/// A stable id of a key before it has a certificate: the first 20 bytes of
+/// the SHA-256 of its SubjectPublicKeyInfo.
+fn key_fingerprint(bytes: &[u8]) -> Vec<u8> {
     use sha2::Digest as _;
     sha2::Sha256::digest(bytes)[..20].to_vec()
 }
@@ -831,7 +819,7 @@ fn config_urls(
     };
     urls.validate()?;
     change_options(state, admin, mount, |o| o.urls = urls)?;
-    Ok(no_content())
+    Ok(envelope::no_content())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -850,7 +838,7 @@ fn config_crl(state: &ApiState, mount: &MountEntry, body: &[u8]) -> Result<Respo
         ));
     }
     let Some(expiry) = params::ttl("expiry", &body.expiry)? else {
-        return Ok(no_content());
+        return Ok(envelope::no_content());
     };
     if expiry.is_zero() {
         return Err(ApiError::InvalidArgument(
@@ -866,7 +854,7 @@ fn config_crl(state: &ApiState, mount: &MountEntry, body: &[u8]) -> Result<Respo
             crl_expiry: expiry,
         })
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(no_content())
+    Ok(envelope::no_content())
 }
 
 /// `POST <mount>/tidy`: prunes revocation records past their certificate's

@@ -19,7 +19,12 @@ pub fn request_id() -> String {
     rand::rng().fill_bytes(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
+    uuid_text(b)
+}
+
+/// 16 bytes in UUID text form (`8-4-4-4-12` hex digits).
+pub fn uuid_text(bytes: [u8; 16]) -> String {
+    let h = hex::encode(bytes);
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
@@ -28,6 +33,13 @@ pub fn request_id() -> String {
         &h[16..20],
         &h[20..32]
     )
+}
+
+/// `204 No Content`, as Vault answers most writes.
+pub fn no_content() -> Response {
+    let mut resp = Response::default();
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    resp
 }
 
 /// Vault's success envelope, serialized straight from borrowed parts (no

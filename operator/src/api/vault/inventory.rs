@@ -64,15 +64,9 @@ fn duration_text(d: Duration) -> String {
 
 /// A UUID-shaped id derived from `bytes` (stable across replicas and restarts).
 fn derived_id(bytes: &[u8]) -> String {
-    let h = hex::encode(&Sha256::digest(bytes)[..16]);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&Sha256::digest(bytes)[..16]);
+    envelope::uuid_text(first)
 }
 
 /// Colon-separated hex, as Vault prints key ids.

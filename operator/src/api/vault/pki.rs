@@ -233,7 +233,7 @@ fn issue_data<'a>(
 /// The key as Vault returns it: PEM in the key's own form (`EC PRIVATE KEY`,
 /// `RSA PRIVATE KEY`, PKCS#8 for Ed25519), PKCS#8 with
 /// `private_key_format=pkcs8`, base64 DER with `format=der`.
-fn private_key(
+pub(super) fn private_key(
     key: &PrivateKey,
     format: Format,
     key_format: Option<&str>,

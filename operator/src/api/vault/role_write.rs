@@ -130,9 +130,7 @@ pub fn delete(state: &ApiState, mount: &MountEntry, name: &str) -> Result<Respon
     {
         state.registry.remove_role(name);
     }
-    let mut resp = Response::default();
-    *resp.status_mut() = http::StatusCode::NO_CONTENT;
-    Ok(resp)
+    Ok(envelope::no_content())
 }
 
 /// A role name must be an object name (it is an IssuerRole's).
