@@ -229,7 +229,7 @@ fn ext_key_usage(role: &str, usage: ExtKeyUsage) -> Result<tlsmint_ca::ExtKeyUsa
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use tlsmint_api::v1alpha1::{CaSubject, MountType, RoleSubject};
+    use tlsmint_api::v1alpha1::{MountType, RoleSubject};
     use tlsmint_ca::KeySpec;
 
     fn web_server() -> IssuerRoleSpec {
@@ -277,26 +277,16 @@ mod tests {
 
     #[test]
     fn mount_maps_subject_ttl_and_behavior() {
-        let spec = PkiMountSpec {
-            mount_type: MountType::Intermediate,
-            subject: CaSubject {
-                common_name: "Example Intermediate".into(),
-                names: DistinguishedName {
-                    organization: vec!["Example".into()],
-                    ..Default::default()
-                },
-            },
-            key: api::KeySpec::new(api::KeyAlgorithm::Ecdsa),
-            ttl: None,
-            max_ttl: Some(tlsmint_api::Duration::from_hours(48)),
-            leaf_not_after_behavior: api::LeafNotAfterBehavior::Truncate,
-            parent_ref: Some(api::NameReference::new("pki")),
-            signed_certificate_secret_ref: None,
-            import_from: None,
-            urls: None,
-            crl: Default::default(),
-            path: Some("pki_int".into()),
+        let mut spec = PkiMountSpec::new(MountType::Intermediate, "Example Intermediate");
+        spec.subject.names = DistinguishedName {
+            organization: vec!["Example".into()],
+            ..Default::default()
         };
+        spec.key = api::KeySpec::new(api::KeyAlgorithm::Ecdsa);
+        spec.max_ttl = Some(tlsmint_api::Duration::from_hours(48));
+        spec.leaf_not_after_behavior = api::LeafNotAfterBehavior::Truncate;
+        spec.parent_ref = Some(api::NameReference::new("pki"));
+        spec.path = Some("pki_int".into());
         let settings = mount("pki-int", &spec).unwrap();
         assert_eq!(settings.ca.subject.common_name, "Example Intermediate");
         assert_eq!(settings.ca.subject.organization, vec!["Example"]);

@@ -23,8 +23,7 @@ use rand::RngCore;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use tlsmint_api::v1alpha1::{
-    CaSubject, IssuerRole, IssuerRoleSpec, MountType, NameReference, PkiMount, PkiMountSpec,
-    RoleSubject,
+    IssuerRole, IssuerRoleSpec, MountType, NameReference, PkiMount, PkiMountSpec, RoleSubject,
 };
 use tlsmint_ca::{CertificateAuthority, PendingIntermediate};
 use tlsmint_runtime::cli::LogFormat;
@@ -319,21 +318,9 @@ fn limits_line(rate: f64, burst: u32) -> String {
 pub(crate) fn default_setup() -> (Vec<PkiMount>, Vec<IssuerRole>) {
     let mount = |name: &str, spec: PkiMountSpec| PkiMount::new(name, spec);
     let spec = |mount_type, cn: &str, parent: Option<&str>, path: Option<&str>| PkiMountSpec {
-        mount_type,
-        subject: CaSubject {
-            common_name: cn.into(),
-            names: Default::default(),
-        },
-        key: Default::default(),
-        ttl: None,
-        max_ttl: None,
-        leaf_not_after_behavior: Default::default(),
         parent_ref: parent.map(NameReference::new),
-        signed_certificate_secret_ref: None,
-        import_from: None,
-        urls: None,
-        crl: Default::default(),
         path: path.map(str::to_owned),
+        ..PkiMountSpec::new(mount_type, cn)
     };
     let mut role = IssuerRoleSpec::new("pki-int");
     role.subjects = vec![RoleSubject::new("*", "*")];

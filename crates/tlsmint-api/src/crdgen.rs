@@ -14,8 +14,9 @@ use crate::v1alpha1::{CertificateRequest, IssuerRole, PkiMount};
 /// The command that regenerates `crds/`, quoted in drift messages.
 pub const REGENERATE_COMMAND: &str = "cargo run -p tlsmint-api --bin crdgen";
 
-/// The default output folder of `crdgen`, relative to the workspace root.
-pub const DEFAULT_OUT_DIR: &str = "crds";
+/// The default output folders of `crdgen`, relative to the workspace root: the CRDs on
+/// their own, and the copy the Helm chart installs.
+pub const DEFAULT_OUT_DIRS: [&str; 2] = ["crds", "charts/tlsmint/crds"];
 
 /// First lines of every generated file.
 const HEADER: &str = "# Generated from crates/tlsmint-api by `cargo run -p tlsmint-api --bin crdgen`.\n\
@@ -113,15 +114,19 @@ mod tests {
 
     #[test]
     fn committed_crds_match_the_types() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crds");
-        for (name, want) in render_all().unwrap() {
-            let path = dir.join(name);
-            let have = std::fs::read_to_string(&path).unwrap_or_default();
-            assert!(
-                have == want,
-                "crds/{name} is out of date with the Rust types: run `{REGENERATE_COMMAND}` \
-                 and commit the result"
-            );
+        for folder in DEFAULT_OUT_DIRS {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../..")
+                .join(folder);
+            for (name, want) in render_all().unwrap() {
+                let path = dir.join(name);
+                let have = std::fs::read_to_string(&path).unwrap_or_default();
+                assert!(
+                    have == want,
+                    "{folder}/{name} is out of date with the Rust types: run \
+                     `{REGENERATE_COMMAND}` and commit the result"
+                );
+            }
         }
     }
 

@@ -35,6 +35,8 @@ pub enum FractionError {
 impl Fraction {
     /// One half: renew at 50 % of the lifetime, the tlsmint default.
     pub const HALF: Fraction = Fraction(0.5);
+    /// Five sixths (0.8333): when the next CA starts signing by default.
+    pub const FIVE_SIXTHS: Fraction = Fraction(0.8333);
 
     /// Checks that `value` is finite and strictly between 0 and 1.
     pub fn new(value: f64) -> Result<Self, FractionError> {

@@ -20,7 +20,7 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 use kube::config::Kubeconfig;
 use kube::{Client, ResourceExt};
 use tlsmint_api::v1alpha1::{
-    CaSubject, CertificateRequest, CertificateRequestSpec, IssuerRole, IssuerRoleSpec, MountType,
+    CertificateRequest, CertificateRequestSpec, IssuerRole, IssuerRoleSpec, MountType,
     NameReference, PkiMount, PkiMountSpec, RoleSubject,
 };
 
@@ -431,23 +431,7 @@ impl OperatorEnv {
 }
 
 fn mount_spec(mount_type: MountType, cn: &str) -> PkiMountSpec {
-    PkiMountSpec {
-        mount_type,
-        subject: CaSubject {
-            common_name: cn.to_owned(),
-            ..CaSubject::default()
-        },
-        key: Default::default(),
-        ttl: None,
-        max_ttl: None,
-        leaf_not_after_behavior: Default::default(),
-        parent_ref: None,
-        signed_certificate_secret_ref: None,
-        import_from: None,
-        urls: None,
-        crl: Default::default(),
-        path: None,
-    }
+    PkiMountSpec::new(mount_type, cn)
 }
 
 /// `helm template` of the chart's RBAC (ServiceAccount, ClusterRole, Role, bindings, and the

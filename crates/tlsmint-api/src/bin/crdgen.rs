@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use tlsmint_api::crdgen::{DEFAULT_OUT_DIR, REGENERATE_COMMAND, render_all};
+use tlsmint_api::crdgen::{DEFAULT_OUT_DIRS, REGENERATE_COMMAND, render_all};
 
 const USAGE: &str = "\
 Usage: crdgen [--out DIR] [--check]
@@ -14,7 +14,7 @@ Usage: crdgen [--out DIR] [--check]
 Writes the tlsmint CustomResourceDefinitions as YAML files into DIR.
 
 Options:
-  --out DIR   folder to write to or check (default: crds)
+  --out DIR   folder to write to or check (default: crds and charts/tlsmint/crds)
   --check     write nothing; exit 1 naming every file that differs from the Rust types
   -h, --help  print this help";
 
@@ -22,7 +22,7 @@ Options:
 #[derive(Debug, PartialEq, Eq)]
 enum Command {
     Help,
-    Run { out: PathBuf, check: bool },
+    Run { out: Vec<PathBuf>, check: bool },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +60,7 @@ fn drift_message(paths: &[PathBuf]) -> String {
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Error> {
-    let mut out = PathBuf::from(DEFAULT_OUT_DIR);
+    let mut out: Vec<PathBuf> = DEFAULT_OUT_DIRS.iter().map(PathBuf::from).collect();
     let mut check = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -68,11 +68,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Error> 
             "-h" | "--help" => return Ok(Command::Help),
             "--check" => check = true,
             "--out" => match args.next() {
-                Some(dir) if !dir.is_empty() => out = PathBuf::from(dir),
+                Some(dir) if !dir.is_empty() => out = vec![PathBuf::from(dir)],
                 _ => return Err(Error::Usage("--out needs a folder".into())),
             },
             other => match other.strip_prefix("--out=") {
-                Some(dir) if !dir.is_empty() => out = PathBuf::from(dir),
+                Some(dir) if !dir.is_empty() => out = vec![PathBuf::from(dir)],
                 _ => return Err(Error::Usage(format!("unknown argument {other:?}"))),
             },
         }
@@ -134,8 +134,8 @@ fn run(command: Command) -> Result<(), Error> {
             println!("{USAGE}");
             Ok(())
         }
-        Command::Run { out, check: true } => check(&out),
-        Command::Run { out, check: false } => write(&out),
+        Command::Run { out, check: true } => out.iter().try_for_each(|dir| check(dir)),
+        Command::Run { out, check: false } => out.iter().try_for_each(|dir| write(dir)),
     }
 }
 
@@ -165,14 +165,15 @@ mod tests {
 
     #[test]
     fn parses_the_command_line() {
-        let run = |out: &str, check| Command::Run {
-            out: PathBuf::from(out),
+        let run = |out: &[&str], check| Command::Run {
+            out: out.iter().map(PathBuf::from).collect(),
             check,
         };
-        assert_eq!(args(&[]).unwrap(), run("crds", false));
-        assert_eq!(args(&["--check"]).unwrap(), run("crds", true));
-        assert_eq!(args(&["--out", "x", "--check"]).unwrap(), run("x", true));
-        assert_eq!(args(&["--out=y"]).unwrap(), run("y", false));
+        let both = ["crds", "charts/tlsmint/crds"];
+        assert_eq!(args(&[]).unwrap(), run(&both, false));
+        assert_eq!(args(&["--check"]).unwrap(), run(&both, true));
+        assert_eq!(args(&["--out", "x", "--check"]).unwrap(), run(&["x"], true));
+        assert_eq!(args(&["--out=y"]).unwrap(), run(&["y"], false));
         assert_eq!(args(&["--help"]).unwrap(), Command::Help);
         assert_eq!(args(&["-h", "--bogus"]).unwrap(), Command::Help);
         assert!(matches!(args(&["--out"]), Err(Error::Usage(_))));

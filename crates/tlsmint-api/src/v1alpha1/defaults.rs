@@ -42,6 +42,31 @@ pub const KEY_ENCODING: KeyEncoding = KeyEncoding::Pkcs8;
 /// Default share of the lifetime after which a certificate is renewed: 0.5.
 pub const RENEW_AT: Fraction = Fraction::HALF;
 
+/// Default of `PkiMount.spec.rotation.prepareAt`: 0.5 (SPIRE's schedule).
+pub const ROTATION_PREPARE_AT: Fraction = Fraction::HALF;
+/// Default of `PkiMount.spec.rotation.activateAt`: 0.8333, five sixths (SPIRE's schedule).
+pub const ROTATION_ACTIVATE_AT: Fraction = Fraction::FIVE_SIXTHS;
+/// Default of `PkiMount.spec.rotation.rekey`: true (a new key on every rotation).
+pub const ROTATION_REKEY: bool = true;
+/// Default of `PkiMount.spec.rotation.propagationDelay`: 5m.
+pub const ROTATION_PROPAGATION_DELAY: Duration = Duration::from_secs(300);
+
+pub(crate) fn rotation_prepare_at() -> Fraction {
+    ROTATION_PREPARE_AT
+}
+
+pub(crate) fn rotation_activate_at() -> Fraction {
+    ROTATION_ACTIVATE_AT
+}
+
+pub(crate) fn rotation_rekey() -> bool {
+    ROTATION_REKEY
+}
+
+pub(crate) fn rotation_propagation_delay() -> Duration {
+    ROTATION_PROPAGATION_DELAY
+}
+
 pub(crate) fn crl_expiry() -> Duration {
     CRL_EXPIRY
 }

@@ -24,8 +24,9 @@ pub use issuer_role::{
     RoleSubject,
 };
 pub use pki_mount::{
-    CaSubject, CrlConfig, ImportFrom, LeafNotAfterBehavior, MountType, MountUrls, PkiMount,
-    PkiMountSpec, PkiMountStatus, RESERVED_PATHS,
+    CaGeneration, CaSubject, CrlConfig, ImportFrom, LeafNotAfterBehavior, MountType, MountUrls,
+    PhaseChange, PkiMount, PkiMountSpec, PkiMountStatus, RESERVED_PATHS, RotationPhase,
+    RotationSpec, RotationStatus, TrustBundleSpec,
 };
 pub use validation::ValidationError;
 

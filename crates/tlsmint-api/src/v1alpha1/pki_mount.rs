@@ -3,7 +3,7 @@
 //! Owns the spec and status types, their defaults and `validate()`. It must not create keys or
 //! certificates, nor read Secrets: the operator's `pki_mount` controller does that.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::common::{DistinguishedName, KeySpec, NameReference, SecretReference};
 use super::defaults;
 use super::validation::{ValidationError, http_url, positive, require};
-use crate::Duration;
+use crate::{Duration, Fraction};
 
 /// Desired state of a PkiMount: the kind of CA, its subject, key and lifetime, and how leaves
 /// issued under it behave. The CA private key lives in a Secret in the operator's namespace,
@@ -35,6 +35,7 @@ use crate::Duration;
     ),
     printcolumn(name = "Type", type_ = "string", json_path = ".spec.type"),
     printcolumn(name = "Path", type_ = "string", json_path = ".status.path"),
+    printcolumn(name = "Rotation", type_ = "string", json_path = ".status.rotation.phase"),
     // `string`, not `date`: kubectl prints a future date column as "<invalid>".
     printcolumn(name = "Expires", type_ = "string", json_path = ".status.notAfter"),
     printcolumn(
@@ -112,6 +113,183 @@ pub struct PkiMountSpec {
     /// works for clients written for Vault) and `/`; it must not start with `sys` or `auth`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+
+    /// When and how the CA is replaced by the next one (Active -> Prepared -> Published ->
+    /// Activated -> Retired, in status.rotation). Applies to Root mounts and to
+    /// Intermediates signed by a parentRef; imported and outside-signed CAs are rotated by
+    /// the user.
+    #[serde(default)]
+    pub rotation: RotationSpec,
+
+    /// Where the mount's trusted roots are published as the ConfigMap `tlsmint-<mount>-ca`
+    /// (key `ca.crt`). Without it no ConfigMap is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_bundle: Option<TrustBundleSpec>,
+}
+
+/// CA rotation: by schedule (fractions of the CA lifetime) or on request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationSpec {
+    /// Share of the CA lifetime after which the next CA is prepared and published to every
+    /// trust bundle. Default: 0.5.
+    #[serde(default = "defaults::rotation_prepare_at")]
+    pub prepare_at: Fraction,
+
+    /// Share of the CA lifetime after which the next CA starts signing (once it was
+    /// published for at least propagationDelay). Default: 0.8333 (5/6). Must be above
+    /// prepareAt.
+    #[serde(default = "defaults::rotation_activate_at")]
+    pub activate_at: Fraction,
+
+    /// `true` (default): the next CA has a new key, and both roots are trusted until the
+    /// last leaf of the old one has expired. `false`: the next CA certificate keeps the
+    /// key (a renewal), so every issued leaf stays valid and no overlap is needed.
+    #[serde(default = "defaults::rotation_rekey")]
+    pub rekey: bool,
+
+    /// How long a new root stays Published (trusted, not yet signing) before it may be
+    /// Activated: at least kubelet's sync period plus the CSI republish and agent trust
+    /// refresh intervals plus ClusterTrustBundle propagation. Default: 5m.
+    #[serde(default = "defaults::rotation_propagation_delay")]
+    pub propagation_delay: Duration,
+
+    /// Set or change to any RFC 3339 time to rotate now: the next CA is prepared at once
+    /// and activated as soon as it has propagated, without waiting for activateAt. A
+    /// request made while a rotation runs starts after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<Time>,
+}
+
+impl Default for RotationSpec {
+    fn default() -> Self {
+        RotationSpec {
+            prepare_at: defaults::ROTATION_PREPARE_AT,
+            activate_at: defaults::ROTATION_ACTIVATE_AT,
+            rekey: defaults::ROTATION_REKEY,
+            propagation_delay: defaults::ROTATION_PROPAGATION_DELAY,
+            requested_at: None,
+        }
+    }
+}
+
+/// Publication of the mount's trusted roots as ConfigMaps.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustBundleSpec {
+    /// Namespaces that get the ConfigMap `tlsmint-<mount>-ca`. An empty selector (`{}`)
+    /// selects every namespace.
+    pub namespace_selector: LabelSelector,
+}
+
+/// The phase of a CA rotation (status.rotation.phase).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum RotationPhase {
+    /// One CA signs and is trusted; no rotation is under way.
+    #[default]
+    Active,
+    /// The next CA exists (key Secret created, certificate signed) but is neither trusted
+    /// nor signing yet.
+    Prepared,
+    /// The next CA is in every trust bundle; waiting for it to propagate before it signs.
+    Published,
+    /// The next CA signs new leaves; the old one is still trusted until its last leaf
+    /// expires.
+    Activated,
+    /// The old CA was dropped from the trust bundles and its key Secret deleted; the
+    /// rotation is complete.
+    Retired,
+}
+
+impl RotationPhase {
+    /// The phase's name as it appears in status.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RotationPhase::Active => "Active",
+            RotationPhase::Prepared => "Prepared",
+            RotationPhase::Published => "Published",
+            RotationPhase::Activated => "Activated",
+            RotationPhase::Retired => "Retired",
+        }
+    }
+
+    /// Whether a rotation is under way (a next or a previous CA exists).
+    pub const fn in_progress(self) -> bool {
+        matches!(
+            self,
+            RotationPhase::Prepared | RotationPhase::Published | RotationPhase::Activated
+        )
+    }
+}
+
+/// One CA generation of a mount other than the active one.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaGeneration {
+    /// The CA certificate, PEM.
+    pub certificate: String,
+    /// PEM certificates from this CA up to the root, this CA first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca_chain: Vec<String>,
+    /// Serial number, colon-separated hex.
+    pub serial_number: String,
+    /// Start of the certificate's validity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Time>,
+    /// End of the certificate's validity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<Time>,
+    /// The Secret (operator's namespace) holding this generation's key. Kept until the
+    /// generation is retired.
+    pub key_secret_name: String,
+    /// For the previous CA: when it stopped signing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deactivated_at: Option<Time>,
+}
+
+/// One step of the rotation history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseChange {
+    /// The phase entered.
+    pub phase: RotationPhase,
+    /// When.
+    pub time: Time,
+    /// Serial number of the CA the phase is about (the next CA, or for Retired the old
+    /// one).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub serial_number: String,
+}
+
+/// Where a rotation stands.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationStatus {
+    /// The current phase.
+    #[serde(default)]
+    pub phase: RotationPhase,
+    /// Completed activations: the active CA is generation `rotations` (0 = the first).
+    #[serde(default)]
+    pub rotations: u32,
+    /// Whether the rotation under way re-keys (false: same key, new certificate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekey: Option<bool>,
+    /// The spec.rotation.requestedAt this mount last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<Time>,
+    /// When the current phase was entered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase_time: Option<Time>,
+    /// The prepared CA (phases Prepared and Published).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<CaGeneration>,
+    /// The CA that signed before the last activation, trusted until retired (phase
+    /// Activated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<CaGeneration>,
+    /// The last phase changes, oldest first (at most 20).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<PhaseChange>,
 }
 
 /// Kind of CA: `Root` or `Intermediate`.
@@ -247,9 +425,42 @@ pub struct PkiMountStatus {
     /// certificate, the mount turns not Ready instead of making a new CA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_secret_name: Option<String>,
+
+    /// Every root a client must trust for this mount, PEM, the active one first: during
+    /// a rotation the old and the new. Every `ca.crt` tlsmint writes for this mount holds
+    /// exactly these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_roots: Vec<String>,
+
+    /// Where the CA rotation stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationStatus>,
 }
 
 impl PkiMountSpec {
+    /// A mount of `mount_type` named `common_name`, everything else at its default.
+    pub fn new(mount_type: MountType, common_name: impl Into<String>) -> Self {
+        PkiMountSpec {
+            mount_type,
+            subject: CaSubject {
+                common_name: common_name.into(),
+                names: DistinguishedName::default(),
+            },
+            key: KeySpec::default(),
+            ttl: None,
+            max_ttl: None,
+            leaf_not_after_behavior: LeafNotAfterBehavior::default(),
+            parent_ref: None,
+            signed_certificate_secret_ref: None,
+            import_from: None,
+            urls: None,
+            crl: CrlConfig::default(),
+            path: None,
+            rotation: RotationSpec::default(),
+            trust_bundle: None,
+        }
+    }
+
     /// The CA certificate lifetime: spec.ttl, or the default for the mount type.
     pub fn effective_ttl(&self) -> Duration {
         self.ttl.unwrap_or(self.mount_type.default_ttl())
@@ -267,6 +478,13 @@ impl PkiMountSpec {
             positive("spec.maxTTL", max_ttl)?;
         }
         positive("spec.crl.expiry", self.crl.expiry)?;
+        if self.rotation.activate_at <= self.rotation.prepare_at {
+            return Err(ValidationError::invalid(
+                "spec.rotation.activateAt",
+                &self.rotation.activate_at.to_string(),
+                "must be above spec.rotation.prepareAt (the next CA is published before it signs)",
+            ));
+        }
         self.validate_origin()?;
         if let Some(urls) = &self.urls {
             for (name, list) in [

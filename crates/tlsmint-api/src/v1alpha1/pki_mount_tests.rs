@@ -43,6 +43,19 @@ fn full_spec() -> PkiMountSpec {
             expiry: Duration::from_hours(48),
         },
         path: Some("pki_int".into()),
+        rotation: RotationSpec {
+            prepare_at: Fraction::new(0.4).unwrap(),
+            activate_at: Fraction::new(0.7).unwrap(),
+            rekey: false,
+            propagation_delay: Duration::from_secs(600),
+            requested_at: Some(time(120)),
+        },
+        trust_bundle: Some(TrustBundleSpec {
+            namespace_selector: LabelSelector {
+                match_labels: Some([("tlsmint.io/trust".to_owned(), "true".to_owned())].into()),
+                ..LabelSelector::default()
+            },
+        }),
     }
 }
 
@@ -69,6 +82,29 @@ fn serialises_every_field_with_its_spec_name() {
         not_after: Some(time(60)),
         csr: Some("CSR".into()),
         key_secret_name: Some("pki-int-ca-key".into()),
+        trusted_roots: vec!["ROOT".into(), "NEXT ROOT".into()],
+        rotation: Some(RotationStatus {
+            phase: RotationPhase::Published,
+            rotations: 1,
+            rekey: Some(true),
+            requested_at: Some(time(120)),
+            phase_time: Some(time(130)),
+            next: Some(CaGeneration {
+                certificate: "NEXT".into(),
+                ca_chain: vec!["NEXT".into(), "NEXT ROOT".into()],
+                serial_number: "03:04".into(),
+                not_before: Some(time(100)),
+                not_after: Some(time(900)),
+                key_secret_name: "pki-int-ca-key-2".into(),
+                deactivated_at: None,
+            }),
+            previous: None,
+            history: vec![PhaseChange {
+                phase: RotationPhase::Prepared,
+                time: time(125),
+                serial_number: "03:04".into(),
+            }],
+        }),
     });
     let value = serde_json::to_value(&object).unwrap();
     assert_eq!(value["apiVersion"], json!("pki.tlsmint.io/v1alpha1"));
@@ -97,6 +133,14 @@ fn serialises_every_field_with_its_spec_name() {
             },
             "crl": {"expiry": "48h"},
             "path": "pki_int",
+            "rotation": {
+                "prepareAt": 0.4,
+                "activateAt": 0.7,
+                "rekey": false,
+                "propagationDelay": "10m",
+                "requestedAt": "1970-01-01T00:02:00Z",
+            },
+            "trustBundle": {"namespaceSelector": {"matchLabels": {"tlsmint.io/trust": "true"}}},
         })
     );
     let status = &value["status"];
@@ -118,9 +162,16 @@ fn serialises_every_field_with_its_spec_name() {
             "notBefore",
             "observedGeneration",
             "path",
+            "rotation",
             "serialNumber",
+            "trustedRoots",
         ]
     );
+    assert_eq!(
+        status["rotation"]["next"]["keySecretName"],
+        json!("pki-int-ca-key-2")
+    );
+    assert_eq!(status["rotation"]["phase"], json!("Published"));
     let condition = status["conditions"][0].as_object().unwrap();
     let keys: Vec<&str> = condition.keys().map(|k| k.as_str()).collect();
     assert_eq!(
@@ -171,6 +222,12 @@ fn minimal_yaml_gets_the_defaults() {
     assert_eq!(spec.leaf_not_after_behavior, LeafNotAfterBehavior::Error);
     assert_eq!(spec.crl.expiry, Duration::from_hours(72));
     assert_eq!(spec.urls, None);
+    assert_eq!(spec.rotation, RotationSpec::default());
+    assert_eq!(spec.rotation.prepare_at.get(), 0.5);
+    assert!((spec.rotation.activate_at.get() - 5.0 / 6.0).abs() < 0.001);
+    assert!(spec.rotation.rekey);
+    assert_eq!(spec.rotation.propagation_delay, Duration::from_secs(300));
+    assert_eq!(spec.trust_bundle, None);
     assert_eq!(spec.validate(), Ok(()));
     let intermediate = PkiMountSpec {
         mount_type: MountType::Intermediate,
@@ -193,6 +250,15 @@ fn bad_duration_in_yaml_names_the_value() {
 fn unknown_enum_values_are_refused() {
     let yaml = "type: Leaf\nsubject:\n  commonName: x\n";
     assert!(serde_yaml_ng::from_str::<PkiMountSpec>(yaml).is_err());
+}
+
+#[test]
+fn activation_before_preparation_is_refused() {
+    let mut spec = full_spec();
+    spec.rotation.activate_at = spec.rotation.prepare_at;
+    let err = spec.validate().unwrap_err().to_string();
+    assert!(err.contains("spec.rotation.activateAt"), "{err}");
+    assert!(err.contains("prepareAt"), "{err}");
 }
 
 #[test]
