@@ -164,6 +164,51 @@ impl CertificateAuthority {
         Ok(cert.der().to_vec())
     }
 
+    /// A new certificate for this CA's key (a renewal, not a re-key): self-signed
+    /// when `parent` is `None`, else signed by `parent` and cut to its notAfter. Leaves
+    /// signed by this CA verify under the new certificate too (same subject and key).
+    /// The subject must stay the same: a `cfg` that names another one is refused, since
+    /// old leaves would no longer chain. Keeps the mount options. Blocking for RSA parents.
+    pub fn renewed(
+        &self,
+        cfg: &CaConfig,
+        parent: Option<&CertificateAuthority>,
+        now: OffsetDateTime,
+    ) -> Result<Self> {
+        let params = |cap| ca_params(cfg, now, cap);
+        let (der, chain) = match parent {
+            None => {
+                let params = params(None)?;
+                let cert = params
+                    .self_signed(&self.key)
+                    .map_err(|e| Error::signing("renewed root CA certificate", e))?;
+                (cert.der().to_vec(), Vec::new())
+            }
+            Some(parent) => {
+                parent.check_valid_at(now)?;
+                let mut params = params(Some(parent.info.not_after))?;
+                parent.options.urls.apply(&mut params)?;
+                let cert = params
+                    .signed_by(&self.key, &parent.issuer)
+                    .map_err(|e| Error::signing("renewed intermediate CA certificate", e))?;
+                let mut chain = vec![parent.cert_der.clone()];
+                chain.extend(parent.chain_der.iter().cloned());
+                (cert.der().to_vec(), chain)
+            }
+        };
+        let renewed = Self::from_parts(&cfg.name, self.key.clone(), der, chain)?;
+        if renewed.info.subject_der != self.info.subject_der {
+            return Err(Error::InvalidConfig {
+                field: "subject",
+                reason: format!(
+                    "a renewal keeps the CA's subject ({}), but the configuration names {}; restore the subject or rotate with a new key",
+                    self.info.subject, renewed.info.subject
+                ),
+            });
+        }
+        renewed.with_options(self.options.clone())
+    }
+
     /// Fails unless `now` is inside this CA's validity.
     fn check_valid_at(&self, now: OffsetDateTime) -> Result<()> {
         if now < self.info.not_before || now >= self.info.not_after {

@@ -24,6 +24,8 @@ pub struct CertInfo {
     pub can_sign_certificates: bool,
     /// Subject in RFC 4514 form, for messages.
     pub subject: String,
+    /// Subject exactly as encoded (chain building compares these bytes).
+    pub subject_der: Vec<u8>,
     /// Subject key identifier, when the certificate has one.
     pub subject_key_id: Option<Vec<u8>>,
 }
@@ -51,6 +53,7 @@ pub fn parse_certificate(der: &[u8], what: &'static str) -> Result<CertInfo> {
         is_ca,
         can_sign_certificates,
         subject: cert.subject().to_string(),
+        subject_der: cert.subject().as_raw().to_vec(),
         subject_key_id: cert
             .iter_extensions()
             .find_map(|ext| match ext.parsed_extension() {

@@ -689,3 +689,73 @@ fn issue_for_public_key_certifies_exactly_that_key() {
         .unwrap_err();
     assert!(err.to_string().contains("evil.test"), "{err}");
 }
+
+#[test]
+fn a_renewed_ca_keeps_its_key_and_old_leaves_verify_under_the_new_certificate() {
+    let root = root();
+    let cfg = config("pki-int", "Int", KeySpec::EcdsaP256, hours(1000));
+    let int = CertificateAuthority::generate_intermediate(&cfg, &root, now()).expect("int");
+    let old_leaf = int
+        .issue(
+            &web_role(),
+            &identity(),
+            &req("old.example.com", None),
+            now(),
+        )
+        .expect("issue");
+    // The root renews itself: same key and subject, new serial; the old intermediate
+    // still chains. A renewal that would change the subject is refused.
+    let renamed = config("pki", "Renamed Root", KeySpec::EcdsaP256, hours(2000));
+    let err = root.renewed(&renamed, None, now()).unwrap_err().to_string();
+    assert!(err.contains("keeps the CA's subject"), "{err}");
+    let root_cfg = config("pki", "Example Root CA", KeySpec::EcdsaP256, hours(2000));
+    let root2 = root.renewed(&root_cfg, None, now()).expect("renewed root");
+    assert_eq!(root2.key().public_key_der(), root.key().public_key_der());
+    assert_ne!(root2.info().serial, root.info().serial);
+    assert!(root2.parents_der().is_empty());
+    assert_eq!(root2.info().subject, root.info().subject);
+    verify_server(
+        &old_leaf.certificate_der,
+        &[int.certificate_der().to_vec()],
+        root2.certificate_der(),
+        "old.example.com",
+    )
+    .expect("an old leaf verifies under the renewed root");
+    // The intermediate is re-signed by the renewed root: same key, new chain.
+    let int2 = int.renewed(&cfg, Some(&root2), now()).expect("re-signed");
+    assert_eq!(int2.key().public_key_der(), int.key().public_key_der());
+    assert_eq!(int2.parents_der(), [root2.certificate_der().to_vec()]);
+    verify_server(
+        &old_leaf.certificate_der,
+        &[int2.certificate_der().to_vec()],
+        root.certificate_der(),
+        "old.example.com",
+    )
+    .expect("an old leaf verifies through the re-signed intermediate");
+    let new_leaf = int2
+        .issue(
+            &web_role(),
+            &identity(),
+            &req("new.example.com", None),
+            now(),
+        )
+        .expect("issue");
+    verify_server(
+        &new_leaf.certificate_der,
+        &[int.certificate_der().to_vec()],
+        root2.certificate_der(),
+        "new.example.com",
+    )
+    .expect("a new leaf verifies through the old intermediate certificate");
+    // A re-key is different: a new root's key does not verify the old chain.
+    let other = CertificateAuthority::generate_root(&root_cfg, now()).expect("new root");
+    assert!(
+        verify_server(
+            &old_leaf.certificate_der,
+            &[int.certificate_der().to_vec()],
+            other.certificate_der(),
+            "old.example.com",
+        )
+        .is_err()
+    );
+}
