@@ -444,6 +444,7 @@ fn build_mounts(mounts: &[PkiMount]) -> anyhow::Result<Vec<MountEntry>> {
             path: mount.mount_path().to_owned(),
             status,
             crl_expiry: settings.map(|s| s.crl_expiry).unwrap_or_default(),
+            trusted_roots: Vec::new(),
         });
     }
     Ok(out)

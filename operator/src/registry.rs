@@ -13,7 +13,7 @@
 //! The registry is shared as `Arc<Registry>`. Writers call, from watch events:
 //!
 //! ```text
-//! registry.put_mount(MountEntry { name, path, status, crl_expiry }) -> Result<(), PathConflict>
+//! registry.put_mount(MountEntry { name, path, status, crl_expiry, trusted_roots }) -> Result<(), PathConflict>
 //!     MountStatus::Ready(Arc<CertificateAuthority>)  once the CA is loaded/generated
 //!     MountStatus::NotReady(NotReady { reason, message })  e.g. KeyMissing (answers FailedPrecondition)
 //! registry.remove_mount(name)
@@ -48,6 +48,9 @@ pub struct MountEntry {
     pub status: MountStatus,
     /// Validity of each CRL (`spec.crl.expiry`).
     pub crl_expiry: Duration,
+    /// Every root to trust for this mount, PEM (`status.trustedRoots`: old and new during a
+    /// CA rotation). Empty: the root above the CA.
+    pub trusted_roots: Vec<String>,
 }
 
 /// Whether a mount can sign.
@@ -90,6 +93,17 @@ impl std::fmt::Display for NotReady {
 }
 
 impl MountEntry {
+    /// What every `ca.crt` for this mount holds: all trusted roots, one PEM after the
+    /// other (empty when the mount has neither trusted roots nor a CA).
+    pub fn trust_bundle_pem(&self) -> String {
+        if !self.trusted_roots.is_empty() {
+            return self.trusted_roots.concat();
+        }
+        self.ca()
+            .map(|ca| tlsmint_ca::pem::encode_certificate(ca.root_der()))
+            .unwrap_or_default()
+    }
+
     /// The CA when the mount is ready.
     pub fn ca(&self) -> Option<&Arc<CertificateAuthority>> {
         match &self.status {

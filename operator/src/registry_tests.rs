@@ -21,6 +21,7 @@ fn mount(name: &str, path: &str, status: MountStatus) -> MountEntry {
         path: path.into(),
         status,
         crl_expiry: Duration::from_secs(72 * 3600),
+        trusted_roots: Vec::new(),
     }
 }
 
@@ -149,6 +150,7 @@ async fn notices_name_the_mount_and_a_slow_reader_is_told_everything() {
         path: "pki".into(),
         status: MountStatus::NotReady(NotReady::new("KeyMissing", "no key")),
         crl_expiry: Duration::from_secs(60),
+        trusted_roots: Vec::new(),
     })
     .unwrap();
     reg.remove_mount("pki");

@@ -11,6 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 pub const READY: &str = "Ready";
 /// `Issuing`: a CertificateRequest is being issued or renewed right now.
 pub const ISSUING: &str = "Issuing";
+/// `Rotating`: a PkiMount's CA rotation is under way; the reason is the phase.
+pub const ROTATING: &str = "Rotating";
 
 /// Reasons (the machine-readable `reason` of a condition; CamelCase as Kubernetes requires).
 pub mod reason {

@@ -202,6 +202,7 @@ async fn scenario(client: kube::Client, ns: String) {
             path: "pki".into(),
             status: MountStatus::Ready(ca.clone()),
             crl_expiry: Duration::from_secs(3600),
+            trusted_roots: Vec::new(),
         })
         .unwrap();
     let mut role = IssuerRoleSpec::new("pki");

@@ -145,7 +145,7 @@ fn certificate(outcome: &Outcome) -> IssuedCertificate {
     IssuedCertificate {
         certificate_pem: issued.certificate_pem.clone(),
         ca_chain_pem: issued.ca_chain.pem.to_vec(),
-        ca_bundle_pem: outcome.ca_bundle_pem().to_owned(),
+        ca_bundle_pem: outcome.ca_bundle_pem(),
         serial_number: issued.serial.to_colon_hex(),
         not_before: Some(timestamp(issued.not_before.unix_timestamp())),
         not_after: Some(timestamp(issued.not_after.unix_timestamp())),
@@ -328,10 +328,9 @@ impl IssuerService {
         let ca = entry
             .ca()
             .ok_or_else(|| Status::failed_precondition(format!("mount {mount:?} is not ready")))?;
-        let chain = ca.ca_chain_pem();
         Ok(Response::new(GetCaBundleResponse {
-            ca_bundle_pem: chain.last().cloned().unwrap_or_default(),
-            ca_chain_pem: chain,
+            ca_bundle_pem: entry.trust_bundle_pem(),
+            ca_chain_pem: ca.ca_chain_pem(),
         }))
     }
 }

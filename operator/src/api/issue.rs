@@ -55,14 +55,13 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The top of the chain (the trust anchor for `ca.crt`).
-    pub fn ca_bundle_pem(&self) -> &str {
-        self.issued
-            .ca_chain
-            .pem
-            .last()
-            .map(String::as_str)
-            .unwrap_or_default()
+    /// What `ca.crt` holds: every root the mount trusts (old and new during a CA
+    /// rotation), else the top of the chain.
+    pub fn ca_bundle_pem(&self) -> String {
+        match self.mount.trust_bundle_pem() {
+            trust if !trust.is_empty() => trust,
+            _ => self.issued.ca_chain.pem.last().cloned().unwrap_or_default(),
+        }
     }
 }
 

@@ -50,6 +50,17 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// Deleting a Secret (a retired CA's key) failed.
+    #[error("deleting Secret {namespace}/{name} failed")]
+    DeleteSecret {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// What the API server said.
+        #[source]
+        source: kube::Error,
+    },
     /// Writing an object's status failed.
     #[error("writing the status of {kind} {name} failed")]
     PatchStatus {
@@ -88,6 +99,7 @@ impl Error {
             Error::GetSecret { .. } => "get_secret",
             Error::CreateSecret { .. } => "create_secret",
             Error::WriteSecret { .. } => "write_secret",
+            Error::DeleteSecret { .. } => "delete_secret",
             Error::PatchStatus { .. } => "patch_status",
             Error::EncodeStatus { .. } => "encode_status",
             Error::Blocking(_) => "blocking_task",

@@ -226,6 +226,7 @@ impl Loaded {
                             path: mount.mount_path().to_owned(),
                             status: MountStatus::NotReady(reason),
                             crl_expiry: mount.spec.crl.expiry.as_std(),
+                            trusted_roots: trusted_roots(&mount),
                         },
                     );
                 }
@@ -270,8 +271,9 @@ fn key_secret_name(mount: &PkiMount) -> Option<&str> {
 
 fn mount_fingerprint(mount: &PkiMount, secret: Option<&Secret>) -> String {
     let status = mount.status.as_ref();
+    let trust = status.map(|s| s.trusted_roots.concat()).unwrap_or_default();
     format!(
-        "{}/{}/{}/{}/{}/{}",
+        "{}/{}/{}/{}/{}/{}/{}",
         mount.uid().unwrap_or_default(),
         mount.metadata.generation.unwrap_or_default(),
         status.is_some_and(|s| conditions::is_ready(&s.conditions)),
@@ -282,6 +284,7 @@ fn mount_fingerprint(mount: &PkiMount, secret: Option<&Secret>) -> String {
         secret
             .and_then(|s| s.resource_version())
             .unwrap_or_default(),
+        super::certificate_request::digest::short_hex(trust.as_bytes()),
     )
 }
 
@@ -363,7 +366,17 @@ fn load_mount(mount: &PkiMount, secret: Option<&Secret>) -> Result<MountEntry, L
         path: mount.mount_path().to_owned(),
         status: MountStatus::Ready(Arc::new(ca)),
         crl_expiry: mount.spec.crl.expiry.as_std(),
+        trusted_roots: trusted_roots(mount),
     })
+}
+
+/// The roots the mount's status says to trust (empty before the operator computed them).
+fn trusted_roots(mount: &PkiMount) -> Vec<String> {
+    mount
+        .status
+        .as_ref()
+        .map(|s| s.trusted_roots.clone())
+        .unwrap_or_default()
 }
 
 /// Puts a mount; a path another mount already serves is logged and not served.

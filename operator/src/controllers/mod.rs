@@ -18,6 +18,7 @@ pub mod pod_certificate;
 pub mod revocation_hook;
 pub mod times;
 pub mod trust_bundles;
+pub mod trust_config_maps;
 
 use std::sync::Arc;
 

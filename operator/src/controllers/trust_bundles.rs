@@ -14,8 +14,12 @@
 //! label selector, keep theirs apart). A bundle of the same name that tlsmint did not make is
 //! left alone (a warning says so): the operator never takes over another tool's object.
 //!
-//! Owns the bundles' names and contents. Runs on the leader only; a full resync on every
-//! CA-state change, on any change to a bundle, and every five minutes. Must not write a
+//! Both hold every root the mount trusts (`status.trustedRoots`: old and new during a CA
+//! rotation).
+//!
+//! Owns the bundles' names and contents. Runs on the leader only; a full resync (of the
+//! bundles and of the trust ConfigMaps, [`trust_config_maps`]) on every CA-state change,
+//! on any change to a bundle or a namespace, and every five minutes. Must not write a
 //! bundle whose content did not change.
 
 use std::collections::BTreeMap;
@@ -24,14 +28,15 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::certificates::v1beta1::{ClusterTrustBundle, ClusterTrustBundleSpec};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, ResourceExt};
 use tlsmint_api::user_annotations;
 use tlsmint_runtime::CancellationToken;
 
-use super::Context;
 use super::apply::{MANAGED_BY, MANAGED_BY_LABEL, MOUNT_LABEL};
+use super::{Context, trust_config_maps};
 use crate::registry::Registry;
 
 /// Label naming the operator installation (its namespace) that keeps a bundle.
@@ -73,7 +78,10 @@ pub fn wanted(registry: &Registry) -> BTreeMap<String, Wanted> {
         let Some(ca) = mount.ca() else {
             continue;
         };
-        let roots = tlsmint_ca::pem::encode_certificate(ca.root_der());
+        let roots = match mount.trust_bundle_pem() {
+            trust if !trust.is_empty() => trust,
+            _ => tlsmint_ca::pem::encode_certificate(ca.root_der()),
+        };
         out.insert(
             mount_bundle_name(&mount.name),
             Wanted {
@@ -108,39 +116,64 @@ pub async fn served(client: &kube::Client) -> bool {
         })
 }
 
-/// Keeps the bundles until `stop` (leader only).
+/// Keeps the bundles and the trust ConfigMaps until `stop` (leader only).
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
-    if !served(&ctx.client).await {
+    let bundles_served = served(&ctx.client).await;
+    if !bundles_served {
         tracing::info!(
             "this cluster does not serve certificates.k8s.io/v1beta1 ClusterTrustBundles: none are published"
         );
-        return;
     }
     let api = Api::<ClusterTrustBundle>::all(ctx.client.clone());
     let mut changes = ctx.registry.changes();
-    let mut bundle_events = watcher(
-        api.clone(),
-        watcher::Config::default().labels(&ours(&ctx.namespace)),
+    let bundle_events = if bundles_served {
+        watcher(
+            api.clone(),
+            watcher::Config::default().labels(&ours(&ctx.namespace)),
+        )
+        .default_backoff()
+        .touched_objects()
+        .map(|_| ())
+        .boxed()
+    } else {
+        futures::stream::pending().boxed()
+    };
+    // A namespace that gains (or loses) a selected label gets (or loses) its ConfigMaps.
+    let namespace_events = watcher(
+        Api::<Namespace>::all(ctx.client.clone()),
+        watcher::Config::default(),
     )
     .default_backoff()
     .touched_objects()
-    .boxed();
+    .map(|_| ());
+    let mut events = futures::stream::select(bundle_events, namespace_events.boxed());
     loop {
-        if let Err(error) = sync(&api, &ctx.registry, &ctx.namespace).await {
+        if bundles_served && let Err(error) = sync(&api, &ctx.registry, &ctx.namespace).await {
             tracing::warn!(
                 error = &error as &dyn std::error::Error,
                 "syncing ClusterTrustBundles failed; retrying"
             );
         }
+        let config_maps = async {
+            let wanted =
+                trust_config_maps::wanted(&ctx.client, &ctx.caches.mounts, &ctx.registry).await?;
+            trust_config_maps::sync(&ctx.client, &wanted, &ctx.registry, &ctx.namespace).await
+        };
+        if let Err(error) = config_maps.await {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "syncing trust ConfigMaps failed; retrying"
+            );
+        }
         tokio::select! {
             _ = stop.cancelled() => return,
             changed = changes.changed() => if changed.is_err() { return },
-            _ = bundle_events.next() => {}
+            _ = events.next() => {}
             _ = tokio::time::sleep(RESYNC) => {}
         }
         // Coalesce a burst of events into one resync.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        while let Some(Some(_)) = futures::FutureExt::now_or_never(bundle_events.next()) {}
+        while let Some(Some(_)) = futures::FutureExt::now_or_never(events.next()) {}
     }
 }
 
@@ -244,6 +277,7 @@ mod tests {
             path: name.into(),
             status,
             crl_expiry: Duration::from_secs(3600),
+            trusted_roots: Vec::new(),
         }
     }
 

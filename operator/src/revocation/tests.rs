@@ -19,6 +19,7 @@ fn mount() -> (MountEntry, Arc<CertificateAuthority>) {
         path: "pki".into(),
         status: MountStatus::Ready(ca.clone()),
         crl_expiry: Duration::from_secs(72 * 3600),
+        trusted_roots: Vec::new(),
     };
     (entry, ca)
 }

@@ -26,7 +26,7 @@ pub use issuer_role::{
 pub use pki_mount::{
     CaGeneration, CaSubject, CrlConfig, ImportFrom, LeafNotAfterBehavior, MountType, MountUrls,
     PhaseChange, PkiMount, PkiMountSpec, PkiMountStatus, RESERVED_PATHS, RotationPhase,
-    RotationSpec, RotationStatus, TrustBundleSpec,
+    RotationSpec, RotationStatus, RotationTrigger, TrustBundleSpec,
 };
 pub use validation::ValidationError;
 

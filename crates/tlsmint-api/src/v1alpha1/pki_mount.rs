@@ -222,6 +222,20 @@ impl RotationPhase {
     }
 }
 
+/// Why a rotation started (status.rotation.trigger).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum RotationTrigger {
+    /// spec.rotation.prepareAt of the CA lifetime was reached; activation waits for
+    /// activateAt.
+    Schedule,
+    /// spec.rotation.requestedAt changed; activation follows as soon as the next CA has
+    /// propagated.
+    Request,
+    /// The parent mount activated a new CA: this intermediate is re-signed by it (same
+    /// key).
+    ParentRotated,
+}
+
 /// One CA generation of a mount other than the active one.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -274,6 +288,9 @@ pub struct RotationStatus {
     /// Whether the rotation under way re-keys (false: same key, new certificate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rekey: Option<bool>,
+    /// Why the rotation under way (or the last one) started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<RotationTrigger>,
     /// The spec.rotation.requestedAt this mount last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_at: Option<Time>,

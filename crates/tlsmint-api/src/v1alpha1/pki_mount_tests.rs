@@ -87,6 +87,7 @@ fn serialises_every_field_with_its_spec_name() {
             phase: RotationPhase::Published,
             rotations: 1,
             rekey: Some(true),
+            trigger: Some(RotationTrigger::Request),
             requested_at: Some(time(120)),
             phase_time: Some(time(130)),
             next: Some(CaGeneration {

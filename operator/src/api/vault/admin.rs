@@ -323,6 +323,7 @@ fn enable_mount(state: &ApiState, path: &str, body: &[u8]) -> Result<Response, A
         path,
         status: no_ca(),
         crl_expiry: tlsmint_api::v1alpha1::defaults::CRL_EXPIRY.as_std(),
+        trusted_roots: Vec::new(),
     };
     state
         .registry
@@ -436,6 +437,7 @@ fn put_status(state: &ApiState, mount: &MountEntry, status: MountStatus) -> Resu
             path: mount.path.clone(),
             status,
             crl_expiry: mount.crl_expiry,
+            trusted_roots: Vec::new(),
         })
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
@@ -852,6 +854,7 @@ fn config_crl(state: &ApiState, mount: &MountEntry, body: &[u8]) -> Result<Respo
             path: mount.path.clone(),
             status: mount.status.clone(),
             crl_expiry: expiry,
+            trusted_roots: Vec::new(),
         })
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(envelope::no_content())
@@ -966,6 +969,7 @@ mod tests {
             path: "pki_int".into(),
             status: no_ca(),
             crl_expiry: Duration::from_secs(3600),
+            trusted_roots: Vec::new(),
         };
         let resp = cluster_refusal(Op::WriteRole("web"), Some(&mount));
         assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);

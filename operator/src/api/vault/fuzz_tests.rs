@@ -57,6 +57,7 @@ fn state() -> Arc<ApiState> {
             path: "pki".into(),
             status: MountStatus::Ready(Arc::new(ca)),
             crl_expiry: Duration::from_secs(3600),
+            trusted_roots: Vec::new(),
         })
         .unwrap();
     let spec = serde_yaml_ng::from_str(

@@ -49,6 +49,8 @@ pub struct Request<'a> {
     pub compiled: Arc<Role>,
     /// The CA of its mount.
     pub ca: Arc<CertificateAuthority>,
+    /// The mount's trusted roots, for `ca.crt` (empty: the root above the CA).
+    pub trust_pem: String,
     pub secrets: &'a Api<Secret>,
     pub existing: Option<&'a Secret>,
     pub digest: &'a str,
@@ -147,7 +149,11 @@ fn certificate_secret(
 ) -> Result<Secret, String> {
     let spec = &req.cr.spec;
     let chain = issued.ca_chain.pem.concat();
-    let root = issued.ca_chain.pem.last().cloned().unwrap_or_default();
+    let root = if req.trust_pem.is_empty() {
+        issued.ca_chain.pem.last().cloned().unwrap_or_default()
+    } else {
+        req.trust_pem.clone()
+    };
     let key = match (&issued.private_key, spec.csr.is_some()) {
         (Some(key), false) => key
             .to_pem(crate::convert::key_encoding(spec.private_key.encoding))

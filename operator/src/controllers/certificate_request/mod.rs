@@ -168,6 +168,9 @@ async fn act(
         Decision::Wait { reason, message } => Outcome::waiting(reason, message),
         Decision::Backoff { retry_at } => Outcome::backing_off(retry_at, facts.now),
         Decision::UpToDate { current, renewal } => {
+            if let Some(secret) = secret {
+                keep_trust(cr, ctx, secrets, secret, role.as_deref()).await?;
+            }
             let warnings =
                 secret.and_then(|s| s.annotations().get(issue::WARNINGS_ANNOTATION).cloned());
             let pem = secret
@@ -194,11 +197,17 @@ async fn act(
                 ));
             };
             let role_name = role.name.clone();
+            let trust_pem = ctx
+                .registry
+                .mount(&role.mount)
+                .map(|m| m.trust_bundle_pem())
+                .unwrap_or_default();
             let attempt = issue::attempt(issue::Request {
                 cr,
                 role,
                 compiled,
                 ca,
+                trust_pem,
                 secrets,
                 existing: secret,
                 digest: &facts.digest,
@@ -208,6 +217,50 @@ async fn act(
             Outcome::from_attempt(attempt, why, &role_name, cr, ctx, facts)
         }
     })
+}
+
+/// Keeps the Secret's `ca.crt` equal to the mount's trusted roots while the certificate is
+/// not due (a CA rotation adds and later drops a root): only that key changes, conditional
+/// on the Secret's resourceVersion, so a concurrent renewal is never overwritten.
+async fn keep_trust(
+    cr: &CertificateRequest,
+    ctx: &Context,
+    secrets: &Api<Secret>,
+    secret: &Secret,
+    role: Option<&RoleEntry>,
+) -> Result<()> {
+    let Some(mount) = role.and_then(|r| ctx.registry.mount(&r.mount)) else {
+        return Ok(());
+    };
+    let want = mount.trust_bundle_pem();
+    if want.is_empty() || text(secret, tlsmint_api::CA_CERT_FILE) == Some(want.as_str()) {
+        return Ok(());
+    }
+    let patch = serde_json::json!({
+        "metadata": { "resourceVersion": secret.resource_version() },
+        "stringData": { (tlsmint_api::CA_CERT_FILE): want },
+    });
+    let name = secret.name_any();
+    match secrets
+        .patch(
+            &name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(secret = %name, mount = %mount.name, "ca.crt updated to the mount's trusted roots");
+            Ok(())
+        }
+        // Changed since it was read: the next reconcile sees the new Secret.
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(source) => Err(Error::WriteSecret {
+            namespace: cr.namespace().unwrap_or_default(),
+            name,
+            source,
+        }),
+    }
 }
 
 fn decision_name(decision: &Decision) -> &'static str {

@@ -96,19 +96,37 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn key_secret(inputs: &Inputs<'_>, certs: String, key: &PrivateKey) -> Result<Secret, String> {
+    ca_key_secret(
+        inputs.mount,
+        &inputs.ctx.namespace,
+        inputs.key_name,
+        certs,
+        key,
+    )
+}
+
+/// The key Secret of one CA generation of `mount`: `tls.crt` (the chain), `tls.key`
+/// (PKCS#8), controlled by the mount.
+pub(super) fn ca_key_secret(
+    mount: &PkiMount,
+    namespace: &str,
+    name: &str,
+    certs: String,
+    key: &PrivateKey,
+) -> Result<Secret, String> {
     let key_pem = key
         .to_pem(KeyEncoding::Pkcs8)
         .map_err(|e| tlsmint_ca::report(&e))?;
     let labels = BTreeMap::from([
         (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
-        (MOUNT_LABEL.to_owned(), inputs.mount.name_any()),
+        (MOUNT_LABEL.to_owned(), mount.name_any()),
     ]);
     Ok(apply::tls_secret(
-        &inputs.ctx.namespace,
-        inputs.key_name,
+        namespace,
+        name,
         labels,
         BTreeMap::new(),
-        apply::controller_reference(inputs.mount),
+        apply::controller_reference(mount),
         BTreeMap::from([
             (tlsmint_api::TLS_CERT_FILE.to_owned(), certs),
             (
@@ -413,13 +431,13 @@ fn load(inputs: &Inputs<'_>) -> Outcome {
     }
 }
 
-fn mount_options(mount: &PkiMount) -> tlsmint_ca::MountOptions {
+pub(super) fn mount_options(mount: &PkiMount) -> tlsmint_ca::MountOptions {
     crate::convert::mount(&mount.name_any(), &mount.spec)
         .map(|s| s.options)
         .unwrap_or_default()
 }
 
-fn ready_message(ca: &CertificateAuthority) -> String {
+pub(super) fn ready_message(ca: &CertificateAuthority) -> String {
     let info = ca.info();
     format!(
         "CA {} (serial {}) can sign until {}",

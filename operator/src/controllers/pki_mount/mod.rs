@@ -11,6 +11,8 @@
 
 mod act;
 pub mod decide;
+mod rotate;
+pub mod rotation;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,7 +81,11 @@ async fn reconcile_inner(mount: &PkiMount, ctx: &Context) -> Result<Action> {
         },
     )
     .await?;
-    report(mount, ctx, &name, &key_name, outcome).await
+    let rotation = match &outcome.ca {
+        Some(ca) => Some(rotate::rotate(mount, ctx, &secrets, ca, &key_name).await?),
+        None => None,
+    };
+    report(mount, ctx, &name, &key_name, outcome, rotation).await
 }
 
 /// Where the mount's CA comes from.
@@ -109,13 +115,7 @@ pub fn key_secret_name(mount: &PkiMount) -> String {
     {
         return name;
     }
-    let name = format!("{}-ca-key", mount.name_any());
-    if name.len() <= 253 {
-        name
-    } else {
-        let digest = super::certificate_request::digest::short_hex(mount.name_any().as_bytes());
-        format!("{}-{digest}-ca-key", &mount.name_any()[..200])
-    }
+    rotate::generation_secret_name(mount, 0)
 }
 
 fn observe(
@@ -221,10 +221,33 @@ async fn report(
     ctx: &Context,
     name: &str,
     key_name: &str,
-    outcome: Outcome,
+    mut outcome: Outcome,
+    rotation: Option<rotate::Rotation>,
 ) -> Result<Action> {
     let old = mount.status.clone().unwrap_or_default();
     let mut status = old.clone();
+    let now = times::k8s_time(time::OffsetDateTime::now_utc());
+    let mut key_name = key_name.to_owned();
+    let mut rotation_event = None;
+    let mut rotation_requeue = None;
+    if let Some(rotation) = rotation {
+        if let Some((ca, key)) = rotation.activated {
+            outcome.ready = Verdict::yes(reason::READY, act::ready_message(&ca));
+            outcome.ca = Some(ca);
+            key_name = key;
+        }
+        status.rotation = rotation.status;
+        status.trusted_roots = rotation.trusted_roots;
+        let condition = rotation.condition.condition(
+            conditions::ROTATING,
+            mount.metadata.generation,
+            now.clone(),
+        );
+        conditions::set(&mut status.conditions, condition);
+        rotation_event = rotation.event;
+        rotation_requeue = rotation.requeue;
+    }
+    let key_name = key_name.as_str();
     let generation = mount.metadata.generation;
     status.observed_generation = generation;
     status.path = Some(mount.mount_path().to_owned());
@@ -237,7 +260,6 @@ async fn report(
     if let Some(ca) = &outcome.ca {
         fill_from_ca(&mut status, ca);
     }
-    let now = times::k8s_time(time::OffsetDateTime::now_utc());
     let condition = outcome.ready.condition(conditions::READY, generation, now);
     let change = conditions::set(&mut status.conditions, condition);
     let Verdict {
@@ -249,7 +271,7 @@ async fn report(
         let api: Api<PkiMount> = Api::all(ctx.client.clone());
         apply::apply_status(&api, name, &status).await?;
     }
-    if let Some((type_, reason, note)) = outcome.event {
+    for (type_, reason, note) in outcome.event.into_iter().chain(rotation_event) {
         ctx.publish(mount.object_ref(&()), type_, reason, note, "Reconcile")
             .await;
     }
@@ -266,7 +288,10 @@ async fn report(
         ctx.publish(mount.object_ref(&()), type_, reason, message, "Reconcile")
             .await;
     }
-    Ok(Action::requeue(if ready { RECHECK } else { WAIT_RECHECK }))
+    let recheck = if ready { RECHECK } else { WAIT_RECHECK };
+    Ok(Action::requeue(
+        rotation_requeue.map_or(recheck, |r| r.min(recheck)),
+    ))
 }
 
 fn fill_from_ca(status: &mut PkiMountStatus, ca: &tlsmint_ca::CertificateAuthority) {

@@ -46,6 +46,7 @@ fn registry(spec: &IssuerRoleSpec, mount: MountStatus) -> Registry {
             path: "pki".into(),
             status: mount,
             crl_expiry: Duration::from_secs(3600),
+            trusted_roots: Vec::new(),
         })
         .unwrap();
     registry.put_role(RoleEntry::from_spec("pods", spec));
