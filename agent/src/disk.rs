@@ -1,6 +1,7 @@
-//! The files in the shared volume: writing a new generation atomically, and judging what is
-//! already there when the agent starts (reuse only a pair that is whole, matching, chained,
-//! in its lifetime and not yet due for renewal; anything else is replaced).
+//! The files in the shared volume: writing a new generation atomically (a new certificate,
+//! or new roots beside the same certificate), and judging what is already there when the
+//! agent starts (reuse only a pair that is whole, matching, chained, in its lifetime and not
+//! yet due for renewal; anything else is replaced).
 //!
 //! Owns the file set and the checks. Must not: talk to the API or log file contents.
 
@@ -134,9 +135,48 @@ pub fn write(dir: &AtomicDir, files: &FileArgs, material: &Material) -> Result<(
     Ok(())
 }
 
+/// Writes a new generation with `ca_pem` as the CA file and every other file of the current
+/// generation byte for byte (the same key, leaf, chain and bundle: none of them holds the
+/// roots), unless the CA file already holds exactly `ca_pem`. Returns whether it wrote.
+pub fn write_trust(dir: &AtomicDir, files: &FileArgs, ca_pem: &str) -> Result<bool, WriteFailed> {
+    if dir
+        .read(&files.ca_file)
+        .is_ok_and(|current| current.as_slice() == ca_pem.as_bytes())
+    {
+        return Ok(false);
+    }
+    let read = |name: &str| {
+        dir.read(name).map_err(|source| WriteFailed::Read {
+            file: name.to_owned(),
+            source,
+        })
+    };
+    let mut out = vec![
+        File::public(&files.cert_file, read(&files.cert_file)?.to_vec()),
+        File::secret(&files.key_file, read(&files.key_file)?.to_vec(), true),
+        File::public(&files.ca_file, ca_pem.as_bytes()),
+    ];
+    if !files.bundle_file.is_empty() {
+        let bundle = read(&files.bundle_file)?;
+        out.push(File::secret(&files.bundle_file, bundle.to_vec(), true));
+    }
+    dir.write(&out, Owner::default())
+        .map_err(WriteFailed::Write)?;
+    Ok(true)
+}
+
 /// Why the files could not be written (the previous generation stays in place).
 #[derive(Debug, thiserror::Error)]
 pub enum WriteFailed {
+    /// A file of the current generation could not be read to carry it over.
+    #[error("reading {file} of the current files failed: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// What the kernel said.
+        #[source]
+        source: std::io::Error,
+    },
     /// The key could not be encoded.
     #[error("encoding the key failed: {0}")]
     Encode(tlsmint_ca::Error),
