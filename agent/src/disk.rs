@@ -94,9 +94,14 @@ pub enum Unusable {
 pub fn generation(files: &FileArgs, material: &Material) -> Result<Vec<File>, tlsmint_ca::Error> {
     let key_pem = material.key.to_pem(tlsmint_ca::KeyEncoding::Pkcs8)?;
     let mut chain = material.certificate_pem.clone();
-    // The chain up to, not including, the trust anchor: peers have the root already.
+    // The chain up to, not including, the trust anchor: peers have the roots already. The
+    // bundle may hold several roots (during a CA rotation), so compare certificate by
+    // certificate.
+    let roots = pem::decode_certificates(&material.ca_pem).unwrap_or_default();
     for ca in &material.chain_pem {
-        if ca.trim() != material.ca_pem.trim() {
+        let is_root = pem::decode_certificates(ca)
+            .is_ok_and(|ders| !ders.is_empty() && ders.iter().all(|der| roots.contains(der)));
+        if !is_root {
             push_pem(&mut chain, ca);
         }
     }
@@ -298,4 +303,46 @@ fn verify_chain(chain: &[Vec<u8>], roots: &[Vec<u8>]) -> Result<(), String> {
     Err(format!(
         "no root of the CA bundle signed the chain ({last_err})"
     ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use tlsmint_ca::{CaConfig, CertificateAuthority, KeySpec, Subject};
+
+    fn root(cn: &str) -> CertificateAuthority {
+        let cfg = CaConfig {
+            name: cn.into(),
+            subject: Subject::with_common_name(cn),
+            key: KeySpec::EcdsaP256,
+            ttl: std::time::Duration::from_secs(86400),
+        };
+        CertificateAuthority::generate_root(&cfg, OffsetDateTime::now_utc()).unwrap()
+    }
+
+    #[test]
+    fn the_chain_leaves_out_a_root_of_a_bundle_with_several() {
+        let (old, new) = (root("old"), root("new"));
+        let dir = std::env::temp_dir().join(format!("tlsmint-agent-disk-{}", std::process::id()));
+        let files = FileArgs {
+            dir: dir.clone(),
+            cert_file: "tls.crt".into(),
+            key_file: "tls.key".into(),
+            ca_file: "ca.crt".into(),
+            bundle_file: String::new(),
+        };
+        let material = Material {
+            certificate_pem: "LEAF\n".into(),
+            chain_pem: vec![old.certificate_pem()],
+            ca_pem: format!("{}{}", old.certificate_pem(), new.certificate_pem()),
+            key: PrivateKey::generate(KeySpec::EcdsaP256).unwrap(),
+        };
+        write(&AtomicDir::new(&dir), &files, &material).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("tls.crt")).unwrap(),
+            "LEAF\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
