@@ -17,8 +17,9 @@ use tlsmint_runtime::cli::LogFormat;
 ///
 /// Writes tls.crt (leaf and chain), tls.key, ca.crt and a single-file bundle (key, leaf,
 /// chain) atomically into --dir, renews at --renew-at of the lifetime with jitter, retries
-/// failures with backoff while the old pair stays in place until it expires, and optionally
-/// tells the application after each rotation (a signal or an HTTP call).
+/// failures with backoff while the old pair stays in place until it expires, keeps ca.crt
+/// equal to the roots trusted now (checked every --trust-refresh-interval), and optionally
+/// tells the application after each rotation or trust change (a signal or an HTTP call).
 #[derive(Debug, Parser)]
 #[command(
     name = "tlsmint-agent",
@@ -162,6 +163,17 @@ pub struct RunArgs {
     #[arg(long, env = "TLSMINT_RENEW_AT", default_value = "0.5")]
     pub renew_at: Fraction,
 
+    /// How often the roots to trust are fetched (GetCABundle for --role) between renewals;
+    /// when they changed (a CA rotation), ca.crt is rewritten beside the same key and
+    /// certificate and the reload action runs.
+    #[arg(
+        long,
+        env = "TLSMINT_TRUST_REFRESH_INTERVAL",
+        default_value = "60s",
+        value_parser = positive_duration
+    )]
+    pub trust_refresh_interval: tlsmint_api::Duration,
+
     /// Timeout of each call to the API.
     #[arg(long, env = "TLSMINT_API_TIMEOUT", default_value = "10s")]
     pub api_timeout: tlsmint_api::Duration,
@@ -178,8 +190,8 @@ pub struct RunArgs {
     #[arg(long, env = "SERVICE_ACCOUNT", default_value = "")]
     pub service_account: String,
 
-    /// Signal sent after each rotation to the processes named by --reload-process, e.g.
-    /// HUP for nginx (needs shareProcessNamespace: true on the pod).
+    /// Signal sent after each rotation or trust change to the processes named by
+    /// --reload-process, e.g. HUP for nginx (needs shareProcessNamespace: true on the pod).
     #[arg(long, env = "TLSMINT_RELOAD_SIGNAL", requires = "reload_process")]
     pub reload_signal: Option<crate::reload::SignalName>,
 
@@ -187,10 +199,19 @@ pub struct RunArgs {
     #[arg(long, env = "TLSMINT_RELOAD_PROCESS", requires = "reload_signal")]
     pub reload_process: Option<String>,
 
-    /// URL called with POST after each rotation, e.g. http://127.0.0.1:8080/-/reload (plain
-    /// HTTP inside the pod only).
+    /// URL called with POST after each rotation or trust change, e.g.
+    /// http://127.0.0.1:8080/-/reload (plain HTTP inside the pod only).
     #[arg(long, env = "TLSMINT_RELOAD_URL")]
     pub reload_url: Option<String>,
+}
+
+/// A duration longer than zero (a zero interval would spin).
+fn positive_duration(value: &str) -> Result<tlsmint_api::Duration, String> {
+    let parsed: tlsmint_api::Duration = value.parse().map_err(|e| format!("{e}"))?;
+    if Duration::from(parsed).is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(parsed)
 }
 
 impl RunArgs {
@@ -240,6 +261,27 @@ mod tests {
         assert_eq!(run.dns_names[1], "web");
         assert_eq!(f64::from(run.renew_at), 0.6);
         assert_eq!(run.timeout(), Duration::from_secs(10));
+        assert_eq!(
+            Duration::from(run.trust_refresh_interval),
+            Duration::from_secs(60)
+        );
+    }
+
+    #[test]
+    fn trust_refresh_interval_must_be_positive() {
+        let parse = |v: &str| {
+            Cli::try_parse_from([
+                "tlsmint-agent",
+                "--role=web",
+                &format!("--trust-refresh-interval={v}"),
+            ])
+        };
+        let cli = parse("5m").unwrap();
+        assert_eq!(
+            Duration::from(cli.run.trust_refresh_interval),
+            Duration::from_secs(300)
+        );
+        assert!(parse("0s").is_err());
     }
 
     #[test]

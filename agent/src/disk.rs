@@ -1,6 +1,7 @@
-//! The files in the shared volume: writing a new generation atomically, and judging what is
-//! already there when the agent starts (reuse only a pair that is whole, matching, chained,
-//! in its lifetime and not yet due for renewal; anything else is replaced).
+//! The files in the shared volume: writing a new generation atomically (a new certificate,
+//! or new roots beside the same certificate), and judging what is already there when the
+//! agent starts (reuse only a pair that is whole, matching, chained, in its lifetime and not
+//! yet due for renewal; anything else is replaced).
 //!
 //! Owns the file set and the checks. Must not: talk to the API or log file contents.
 
@@ -93,9 +94,14 @@ pub enum Unusable {
 pub fn generation(files: &FileArgs, material: &Material) -> Result<Vec<File>, tlsmint_ca::Error> {
     let key_pem = material.key.to_pem(tlsmint_ca::KeyEncoding::Pkcs8)?;
     let mut chain = material.certificate_pem.clone();
-    // The chain up to, not including, the trust anchor: peers have the root already.
+    // The chain up to, not including, the trust anchor: peers have the roots already. The
+    // bundle may hold several roots (during a CA rotation), so compare certificate by
+    // certificate.
+    let roots = pem::decode_certificates(&material.ca_pem).unwrap_or_default();
     for ca in &material.chain_pem {
-        if ca.trim() != material.ca_pem.trim() {
+        let is_root = pem::decode_certificates(ca)
+            .is_ok_and(|ders| !ders.is_empty() && ders.iter().all(|der| roots.contains(der)));
+        if !is_root {
             push_pem(&mut chain, ca);
         }
     }
@@ -134,9 +140,48 @@ pub fn write(dir: &AtomicDir, files: &FileArgs, material: &Material) -> Result<(
     Ok(())
 }
 
+/// Writes a new generation with `ca_pem` as the CA file and every other file of the current
+/// generation byte for byte (the same key, leaf, chain and bundle: none of them holds the
+/// roots), unless the CA file already holds exactly `ca_pem`. Returns whether it wrote.
+pub fn write_trust(dir: &AtomicDir, files: &FileArgs, ca_pem: &str) -> Result<bool, WriteFailed> {
+    if dir
+        .read(&files.ca_file)
+        .is_ok_and(|current| current.as_slice() == ca_pem.as_bytes())
+    {
+        return Ok(false);
+    }
+    let read = |name: &str| {
+        dir.read(name).map_err(|source| WriteFailed::Read {
+            file: name.to_owned(),
+            source,
+        })
+    };
+    let mut out = vec![
+        File::public(&files.cert_file, read(&files.cert_file)?.to_vec()),
+        File::secret(&files.key_file, read(&files.key_file)?.to_vec(), true),
+        File::public(&files.ca_file, ca_pem.as_bytes()),
+    ];
+    if !files.bundle_file.is_empty() {
+        let bundle = read(&files.bundle_file)?;
+        out.push(File::secret(&files.bundle_file, bundle.to_vec(), true));
+    }
+    dir.write(&out, Owner::default())
+        .map_err(WriteFailed::Write)?;
+    Ok(true)
+}
+
 /// Why the files could not be written (the previous generation stays in place).
 #[derive(Debug, thiserror::Error)]
 pub enum WriteFailed {
+    /// A file of the current generation could not be read to carry it over.
+    #[error("reading {file} of the current files failed: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// What the kernel said.
+        #[source]
+        source: std::io::Error,
+    },
     /// The key could not be encoded.
     #[error("encoding the key failed: {0}")]
     Encode(tlsmint_ca::Error),
@@ -258,4 +303,46 @@ fn verify_chain(chain: &[Vec<u8>], roots: &[Vec<u8>]) -> Result<(), String> {
     Err(format!(
         "no root of the CA bundle signed the chain ({last_err})"
     ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use tlsmint_ca::{CaConfig, CertificateAuthority, KeySpec, Subject};
+
+    fn root(cn: &str) -> CertificateAuthority {
+        let cfg = CaConfig {
+            name: cn.into(),
+            subject: Subject::with_common_name(cn),
+            key: KeySpec::EcdsaP256,
+            ttl: std::time::Duration::from_secs(86400),
+        };
+        CertificateAuthority::generate_root(&cfg, OffsetDateTime::now_utc()).unwrap()
+    }
+
+    #[test]
+    fn the_chain_leaves_out_a_root_of_a_bundle_with_several() {
+        let (old, new) = (root("old"), root("new"));
+        let dir = std::env::temp_dir().join(format!("tlsmint-agent-disk-{}", std::process::id()));
+        let files = FileArgs {
+            dir: dir.clone(),
+            cert_file: "tls.crt".into(),
+            key_file: "tls.key".into(),
+            ca_file: "ca.crt".into(),
+            bundle_file: String::new(),
+        };
+        let material = Material {
+            certificate_pem: "LEAF\n".into(),
+            chain_pem: vec![old.certificate_pem()],
+            ca_pem: format!("{}{}", old.certificate_pem(), new.certificate_pem()),
+            key: PrivateKey::generate(KeySpec::EcdsaP256).unwrap(),
+        };
+        write(&AtomicDir::new(&dir), &files, &material).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.join("tls.crt")).unwrap(),
+            "LEAF\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -5,6 +5,7 @@
 //! config (flags/env) -> source::Api (Sign with a key made here, or Issue)
 //!                          |
 //!   renew::Agent loop: disk::reusable? -> obtain -> disk::write (..data swap) -> reload
+//!                      every trust interval: trust -> disk::write_trust (same pair) -> reload
 //! ```
 //!
 //! Owns the sidecar's behaviour. Must not: know Kubernetes objects (the injector writes the
@@ -67,6 +68,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         renew_at: args.renew_at.into(),
         clock: renew::Clock::System,
         reload,
+        trust_interval: args.trust_refresh_interval.into(),
     };
     let shutdown = tlsmint_runtime::shutdown::on_signal();
     agent.run(shutdown, None).await;

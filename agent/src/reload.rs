@@ -1,6 +1,7 @@
-//! Telling the application that the files changed: a signal to processes found by name in
-//! the shared process namespace (`shareProcessNamespace: true`), and/or a POST to a URL inside
-//! the pod. Failures are logged, never fatal: the files are already in place.
+//! Telling the application that the files changed (a new certificate, or new roots to
+//! trust): a signal to processes found by name in the shared process namespace
+//! (`shareProcessNamespace: true`), and/or a POST to a URL inside the pod. Failures are
+//! logged, never fatal: the files are already in place.
 //!
 //! Owns process lookup and the HTTP call. Must not: send anything but the configured signal,
 //! or call anything but the configured URL.

@@ -1,6 +1,9 @@
 //! The renewal loop: reuse a valid pair found on disk or get a first one, then renew at the
 //! renewal instant; on failure retry with backoff while the old pair stays in place (it is
-//! still valid until it expires); after each rotation tell the application.
+//! still valid until it expires); after each rotation tell the application. Between
+//! renewals, every trust interval, compare the roots trusted now (a CA rotation changes
+//! them) with `ca.crt`; when they differ, write them beside the same key and certificate and
+//! tell the application too.
 //!
 //! Owns the schedule. Must not: decide the renewal instant itself (`disk::renew_time` and
 //! `tlsmint_client::renewal` do) or read the wall clock except through [`Clock`].
@@ -67,8 +70,10 @@ pub struct Agent<S> {
     pub renew_at: f64,
     /// The clock.
     pub clock: Clock,
-    /// What to do after a rotation.
+    /// What to do after a rotation or a trust change.
     pub reload: Reload,
+    /// How often the roots to trust are checked (GetCABundle) between renewals.
+    pub trust_interval: Duration,
 }
 
 /// Something observable about the loop (for tests and logs).
@@ -78,6 +83,8 @@ pub enum Event {
     Reused(Current),
     /// A new certificate was written.
     Written(Current),
+    /// The roots to trust changed: a new `ca.crt` beside the same key and certificate.
+    TrustUpdated(Current),
     /// An attempt failed; the next one follows after the delay.
     Failed {
         /// Consecutive failures so far.
@@ -125,8 +132,18 @@ impl<S: Source> Agent<S> {
                 }
             };
         let mut failures = 0u32;
+        let mut next_trust = self.clock.now() + self.trust_interval;
         loop {
             let now = self.clock.now();
+            if now >= next_trust {
+                next_trust = now + self.trust_interval;
+                if let Some(c) = current.as_mut().filter(|c| now < c.renew_at)
+                    && self.check_trust(c, now).await
+                {
+                    report(Event::TrustUpdated(c.clone()));
+                    self.reload.run().await;
+                }
+            }
             let due = current.as_ref().is_none_or(|c| now >= c.renew_at);
             let wait = if due {
                 match self.rotate().await {
@@ -141,6 +158,8 @@ impl<S: Source> Agent<S> {
                         );
                         report(Event::Written(next.clone()));
                         current = Some(next);
+                        // The answer carried the roots trusted now.
+                        next_trust = self.clock.now() + self.trust_interval;
                         if rotated {
                             self.reload.run().await;
                         }
@@ -175,7 +194,7 @@ impl<S: Source> Agent<S> {
             } else {
                 let until = current
                     .as_ref()
-                    .map_or(time::Duration::ZERO, |c| c.renew_at - now);
+                    .map_or(time::Duration::ZERO, |c| c.renew_at.min(next_trust) - now);
                 Duration::try_from(until).unwrap_or(Duration::ZERO)
             };
             tokio::select! {
@@ -183,6 +202,45 @@ impl<S: Source> Agent<S> {
                 () = tokio::time::sleep(wait.min(MAX_NAP)) => {}
             }
         }
+    }
+
+    /// Compares the roots trusted now with `ca.crt` and, when they differ, writes them
+    /// beside the same key and certificate. Returns whether it wrote. A failure is logged
+    /// and retried at the next interval; the files stay. If the certificate no longer chains
+    /// to the new roots, it is renewed now.
+    async fn check_trust(&self, current: &mut Current, now: OffsetDateTime) -> bool {
+        let bundle = match self.source.trust().await {
+            Ok(bundle) => bundle,
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in = ?self.trust_interval,
+                    "trust check failed; ca.crt stays");
+                return false;
+            }
+        };
+        let dir = AtomicDir::new(self.dir());
+        match disk::write_trust(&dir, &self.files, &bundle) {
+            Ok(false) => return false,
+            Ok(true) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, retry_in = ?self.trust_interval,
+                    "writing the new roots failed; ca.crt stays");
+                return false;
+            }
+        }
+        let roots = bundle.matches("-----BEGIN CERTIFICATE-----").count();
+        match disk::inspect(&self.dir(), &self.files, now, self.renew_at) {
+            Ok(checked) => {
+                tracing::info!(x509.serial = %checked.serial, roots,
+                    "the roots to trust changed; ca.crt updated (same key and certificate)");
+                *current = checked;
+            }
+            Err(reason) => {
+                tracing::warn!(x509.serial = %current.serial, roots, reason = %reason,
+                    "ca.crt updated, but the certificate no longer checks out against it; renewing now");
+                current.renew_at = now;
+            }
+        }
+        true
     }
 
     async fn rotate(&self) -> Result<Current, String> {

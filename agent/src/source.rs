@@ -1,5 +1,5 @@
 //! Where certificates come from: the issuance API's `Sign` (a key made here, only a CSR
-//! sent) or `Issue` (the server makes the key). [`Source`] is the seam the renewal loop is
+//! sent) or `Issue` (the server makes the key); and the roots to trust (`GetCABundle`). [`Source`] is the seam the renewal loop is
 //! tested through.
 //!
 //! Owns the request's shape and the connection. Must not: retry (the loop does), log keys or
@@ -9,7 +9,9 @@ use std::future::Future;
 use std::net::IpAddr;
 
 use tlsmint_ca::{KeySpec, PrivateKey};
-use tlsmint_client::proto::{IssueRequest, IssuedCertificate, Names, SignRequest};
+use tlsmint_client::proto::{
+    GetCaBundleRequest, IssueRequest, IssuedCertificate, Names, SignRequest,
+};
 use tlsmint_client::{Client, ClientConfig, ClientError};
 use tokio::sync::Mutex;
 
@@ -19,6 +21,10 @@ use crate::disk::Material;
 pub trait Source: Send + Sync {
     /// One attempt at a new certificate.
     fn obtain(&self) -> impl Future<Output = Result<Material, ObtainError>> + Send;
+
+    /// The roots trusted now (PEM, one or more certificates), as `ca.crt` holds them. Nothing
+    /// is issued.
+    fn trust(&self) -> impl Future<Output = Result<String, ObtainError>> + Send;
 }
 
 /// Why an attempt failed.
@@ -156,14 +162,40 @@ impl Api {
     }
 }
 
-impl Source for Api {
-    async fn obtain(&self) -> Result<Material, ObtainError> {
-        let result = self.attempt().await;
+impl Api {
+    async fn ca_bundle(&self) -> Result<String, ObtainError> {
+        let client = self.client().await?;
+        let resp = client
+            .ca_bundle(GetCaBundleRequest {
+                role: self.request.role.clone(),
+                mount: String::new(),
+            })
+            .await?;
+        if resp.ca_bundle_pem.trim().is_empty() {
+            return Err(ObtainError::Answer("the CA bundle is empty".into()));
+        }
+        Ok(resp.ca_bundle_pem)
+    }
+
+    /// Forgets the connection after a failure to connect, so the next call connects afresh
+    /// (the Service may route to another replica).
+    async fn after<T>(&self, result: Result<T, ObtainError>) -> Result<T, ObtainError> {
         if let Err(ObtainError::Api(ClientError::Connect { .. })) = &result {
-            // Connect afresh next time (the Service may route to another replica).
             *self.client.lock().await = None;
         }
         result
+    }
+}
+
+impl Source for Api {
+    async fn obtain(&self) -> Result<Material, ObtainError> {
+        let result = self.attempt().await;
+        self.after(result).await
+    }
+
+    async fn trust(&self) -> Result<String, ObtainError> {
+        let result = self.ca_bundle().await;
+        self.after(result).await
     }
 }
 

@@ -27,6 +27,7 @@ fn agent<S>(source: S, dir: &std::path::Path, clock: Clock) -> Agent<S> {
         renew_at: 0.5,
         clock,
         reload: Reload::default(),
+        trust_interval: Duration::from_secs(60),
     }
 }
 
@@ -184,11 +185,9 @@ async fn a_restarted_agent_reuses_a_valid_pair_and_replaces_anything_else() {
 #[tokio::test]
 async fn first_certificate_through_sign_on_a_fake_issuer() {
     let ca = FakeCa::new(OffsetDateTime::now_utc());
-    let tokens = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let service = tlsmint_client::proto::issuer_server::IssuerServer::new(FakeIssuer {
-        ca: ca.clone(),
-        tokens: tokens.clone(),
-    });
+    let issuer = FakeIssuer::new(ca.clone());
+    let tokens = issuer.tokens.clone();
+    let service = tlsmint_client::proto::issuer_server::IssuerServer::new(issuer);
     let stop = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -1,5 +1,6 @@
 //! Wiring of the `tlsmint-csi` process: telemetry, metrics and health, the issuance API
-//! channel, the manager (resumed from metadata), the CSI socket and kubelet registration.
+//! channel, the manager (resumed from metadata) with its renewal and trust-check tasks, the CSI
+//! socket and kubelet registration.
 //! Each step is one small function.
 
 use std::sync::Arc;
@@ -45,6 +46,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let resumed = manager.resume().context("loading the volume metadata")?;
     tracing::info!(volumes = resumed, "resumed volumes from metadata");
     let renewals = manager.run(cancel.clone());
+    let trust = manager.run_trust_refresh(args.trust_refresh_interval.into(), cancel.clone());
 
     let plugin = Plugin {
         name: DRIVER_NAME.into(),
@@ -67,6 +69,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         task.await?.context("serving plugin registration")?;
     }
     renewals.await?;
+    trust.await?;
     admin.await?;
     Ok(())
 }

@@ -68,6 +68,17 @@ pub struct Args {
     #[arg(long, env = "TLSMINT_CSI_EVENTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub events: bool,
 
+    /// How often every ready volume's CA file is compared with the roots its role trusts
+    /// now (one GetCABundle per role), and rewritten with the same key and certificate when
+    /// they changed (a CA rotation), e.g. 60s or 5m.
+    #[arg(
+        long,
+        env = "TLSMINT_CSI_TRUST_REFRESH_INTERVAL",
+        default_value = "60s",
+        value_parser = positive_duration
+    )]
+    pub trust_refresh_interval: tlsmint_api::Duration,
+
     /// Per-volume metadata (on the node's disk, not /tmp).
     #[arg(
         long,
@@ -75,6 +86,15 @@ pub struct Args {
         default_value = "/var/lib/tlsmint-csi"
     )]
     pub state_dir: PathBuf,
+}
+
+/// A duration longer than zero (a zero interval would spin).
+fn positive_duration(value: &str) -> Result<tlsmint_api::Duration, String> {
+    let parsed: tlsmint_api::Duration = value.parse().map_err(|e| format!("{e}"))?;
+    if std::time::Duration::from(parsed).is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(parsed)
 }
 
 /// A path, where empty means "none" (clap's own path parser refuses empty values).
@@ -111,5 +131,24 @@ mod tests {
         assert!(off.registration_dir.as_os_str().is_empty());
         let args = Args::try_parse_from(BASE.iter().copied().chain(["--events", "false"])).unwrap();
         assert!(!args.events);
+    }
+
+    #[test]
+    fn trust_refresh_defaults_to_a_minute_and_refuses_zero() {
+        let args = Args::try_parse_from(BASE).unwrap();
+        let every = std::time::Duration::from(args.trust_refresh_interval);
+        assert_eq!(every, std::time::Duration::from_secs(60));
+        let args = Args::try_parse_from(
+            BASE.iter()
+                .copied()
+                .chain(["--trust-refresh-interval", "5m"]),
+        )
+        .unwrap();
+        let every = std::time::Duration::from(args.trust_refresh_interval);
+        assert_eq!(every, std::time::Duration::from_secs(300));
+        assert!(
+            Args::try_parse_from(BASE.iter().copied().chain(["--trust-refresh-interval=0s"]))
+                .is_err()
+        );
     }
 }

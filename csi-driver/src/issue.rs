@@ -1,6 +1,7 @@
 //! One issuance for a volume: a key made on the node (on the CPU pool), a CSR that only
 //! proves possession, `Sign` with the pod's token, and the files to write. The key never
-//! leaves this process except into the volume's tmpfs.
+//! leaves this process except into the volume's tmpfs. Also the trust check's two steps:
+//! `GetCABundle` for a role, and the files of a generation with only the CA file changed.
 //!
 //! Owns the steps of one issuance and the file contents. It must not mount, schedule or
 //! keep state; errors carry the server's message but never the token or the key.
@@ -12,10 +13,11 @@ use tlsmint_api::csi::VolumeAttributes;
 use tlsmint_ca::ExposeSecret as _;
 use tlsmint_ca::{KeySpec, PrivateKey};
 use tlsmint_client::files::File;
-use tlsmint_client::proto::{Names, SignRequest};
+use tlsmint_client::proto::{GetCaBundleRequest, Names, SignRequest};
 use tlsmint_client::{Client, ClientError, Token, TokenSource, keys};
 use tlsmint_runtime::cpu::{CpuError, CpuPool};
 use tonic::transport::Channel;
+use zeroize::Zeroizing;
 
 /// Why an issuance failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,15 @@ pub enum IssueError {
     /// The issuance API said no (or could not be reached).
     #[error("Sign for role {role} failed: {source}")]
     Sign {
+        /// The role.
+        role: String,
+        /// The client's error (the server's status and message).
+        #[source]
+        source: ClientError,
+    },
+    /// GetCABundle failed (the trust check retries at its next interval).
+    #[error("GetCABundle for role {role} failed: {source}")]
+    CaBundle {
         /// The role.
         role: String,
         /// The client's error (the server's status and message).
@@ -62,6 +73,10 @@ impl IssueError {
     pub fn status(&self) -> Option<&tonic::Status> {
         match self {
             IssueError::Sign {
+                source: ClientError::Status(status),
+                ..
+            }
+            | IssueError::CaBundle {
                 source: ClientError::Status(status),
                 ..
             } => Some(status),
@@ -156,6 +171,57 @@ impl Issuer {
             })
             .await?
     }
+
+    /// The roots currently trusted for `role` (`GetCABundle`, authenticated with the pod's
+    /// `token`), as the CA file holds them. No key is made and nothing is issued.
+    pub async fn ca_bundle(&self, role: &str, token: Token) -> Result<String, IssueError> {
+        let client = Client::from_channel(self.channel.clone(), TokenSource::Static(token));
+        let answer = client
+            .ca_bundle(GetCaBundleRequest {
+                role: role.to_owned(),
+                mount: String::new(),
+            })
+            .await
+            .map_err(|source| IssueError::CaBundle {
+                role: role.to_owned(),
+                source,
+            })?;
+        if answer.ca_bundle_pem.trim().is_empty() {
+            return Err(IssueError::Answer {
+                role: role.to_owned(),
+                missing: "CA bundle",
+            });
+        }
+        Ok(pem_block(&answer.ca_bundle_pem))
+    }
+}
+
+/// The files of the current generation with only the CA file replaced by `ca_file` (text
+/// from [`Issuer::ca_bundle`]): the same key and leaf, byte for byte. `read` reads a file of
+/// the current generation. The bundle file and the PKCS#12 file hold the key, the leaf and
+/// its issuing chain but not the trust bundle, so they are carried over unchanged.
+pub fn with_trust(
+    attrs: &VolumeAttributes,
+    mut read: impl FnMut(&str) -> std::io::Result<Zeroizing<Vec<u8>>>,
+    ca_file: &str,
+) -> Result<Vec<File>, (String, std::io::Error)> {
+    let shared = attrs.fs_group.is_some();
+    let mut copy = |name: &str| read(name).map_err(|e| (name.to_owned(), e));
+    let mut files = vec![
+        File::public(
+            &attrs.certificate_file,
+            copy(&attrs.certificate_file)?.to_vec(),
+        ),
+        File::secret(&attrs.key_file, copy(&attrs.key_file)?.to_vec(), shared),
+        File::public(&attrs.ca_file, ca_file.as_bytes().to_vec()),
+    ];
+    for name in [&attrs.bundle_file, &attrs.pkcs12_file]
+        .into_iter()
+        .flatten()
+    {
+        files.push(File::secret(name, copy(name)?.to_vec(), shared));
+    }
+    Ok(files)
 }
 
 fn files(

@@ -1,7 +1,7 @@
 //! tlsmint-csi: the CSI node plugin of `csi.tlsmint.io` ephemeral inline volumes (SPEC §4).
 //!
 //! ```text
-//! kubelet ──csi.v1 (unix socket)──> node.rs ──> manager/ ──> issue.rs ──Sign──> operator
+//! kubelet ──csi.v1 (unix socket)──> node.rs ──> manager/ ──> issue.rs ──Sign, GetCABundle──> operator
 //!    │                                            │  ├─ mount.rs (tmpfs)
 //!    └─pluginregistration──> registration.rs      │  ├─ files::AtomicDir (..data swap)
 //!                                                 │  ├─ store/ (metadata, no secrets)

@@ -1,5 +1,6 @@
 //! The volumes: first publish (mount, issue, write), republish (cheap, idempotent), unpublish,
-//! renewal through the one [`Schedule`], and resuming after a restart or a reboot.
+//! renewal through the one [`Schedule`], the periodic trust check that keeps CA files
+//! current, and resuming after a restart or a reboot.
 //!
 //! Each volume has its own async lock, so publishes of different volumes run at once and
 //! two calls for the same volume never interleave. Files are written with the atomic writer
@@ -10,6 +11,7 @@
 
 mod publish;
 mod renew;
+mod trust;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -31,6 +33,7 @@ use crate::schedule::Schedule;
 use crate::store::{PodRecord, Store, StoreError, VolumeRecord};
 
 pub use publish::PublishRequest;
+pub use trust::TrustPass;
 
 /// Why a publish or unpublish failed.
 #[derive(Debug, thiserror::Error)]

@@ -93,6 +93,8 @@ pub struct EngineSource {
     pub ttl: Duration,
     pub failing: Arc<AtomicBool>,
     pub calls: Arc<AtomicU32>,
+    /// The roots `trust` answers with; `None`: the root alone.
+    pub bundle: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl EngineSource {
@@ -103,6 +105,7 @@ impl EngineSource {
             ttl,
             failing: Arc::new(AtomicBool::new(false)),
             calls: Arc::new(AtomicU32::new(0)),
+            bundle: Arc::default(),
         }
     }
 }
@@ -130,13 +133,39 @@ impl Source for EngineSource {
             key,
         })
     }
+
+    async fn trust(&self) -> Result<String, ObtainError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(ObtainError::Answer("the test says no".into()));
+        }
+        let bundle = self.bundle.lock().unwrap().clone();
+        Ok(bundle.unwrap_or_else(|| self.ca.root.certificate_pem()))
+    }
 }
 
 /// A fake `tlsmint.v1.Issuer` that signs with the engine (real time) and records the
-/// bearer token it saw.
+/// bearer token it saw. `bundle`, when set, is the trust bundle of Sign and GetCABundle.
 pub struct FakeIssuer {
     pub ca: Arc<FakeCa>,
     pub tokens: Arc<std::sync::Mutex<Vec<String>>>,
+    pub bundle: Arc<std::sync::Mutex<Option<String>>>,
+    pub bundle_calls: Arc<AtomicU32>,
+}
+
+impl FakeIssuer {
+    pub fn new(ca: Arc<FakeCa>) -> Self {
+        FakeIssuer {
+            ca,
+            tokens: Arc::default(),
+            bundle: Arc::default(),
+            bundle_calls: Arc::default(),
+        }
+    }
+
+    fn bundle(&self) -> String {
+        let bundle = self.bundle.lock().unwrap().clone();
+        bundle.unwrap_or_else(|| self.ca.root.certificate_pem())
+    }
 }
 
 #[tonic::async_trait]
@@ -173,10 +202,11 @@ impl issuer_server::Issuer for FakeIssuer {
             uris: names.uris,
         };
         let ttl = Duration::from_secs(req.ttl_seconds.max(60));
-        let cert = self
+        let mut cert = self
             .ca
             .sign(&req.csr, names, ttl, OffsetDateTime::now_utc())
             .map_err(tonic::Status::permission_denied)?;
+        cert.ca_bundle_pem = self.bundle();
         Ok(tonic::Response::new(proto::SignResponse {
             certificate: Some(cert),
         }))
@@ -184,9 +214,22 @@ impl issuer_server::Issuer for FakeIssuer {
 
     async fn get_ca_bundle(
         &self,
-        _req: tonic::Request<proto::GetCaBundleRequest>,
+        req: tonic::Request<proto::GetCaBundleRequest>,
     ) -> Result<tonic::Response<proto::GetCaBundleResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("bundle"))
+        self.bundle_calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(auth) = req.metadata().get("authorization") {
+            self.tokens
+                .lock()
+                .unwrap()
+                .push(auth.to_str().unwrap_or_default().to_owned());
+        }
+        if req.get_ref().role != "web" {
+            return Err(tonic::Status::not_found("role not found"));
+        }
+        Ok(tonic::Response::new(proto::GetCaBundleResponse {
+            ca_chain_pem: self.ca.ca.ca_chain_pem(),
+            ca_bundle_pem: self.bundle(),
+        }))
     }
 
     async fn check_policy(

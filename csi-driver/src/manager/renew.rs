@@ -15,7 +15,7 @@ use crate::events::{PodEvent, PodRef, Trouble};
 use crate::store::CertificateRecord;
 
 /// A token closer to expiry than this is not used: kubelet will pass a new one.
-const TOKEN_MARGIN: time::Duration = time::Duration::seconds(10);
+pub(super) const TOKEN_MARGIN: time::Duration = time::Duration::seconds(10);
 
 /// How long after its renewal time a failing renewal is reported as overdue: a tenth of
 /// the lifetime, at most 15 minutes. A short outage (an operator restart) that the

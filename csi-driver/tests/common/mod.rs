@@ -94,6 +94,21 @@ pub struct IssuerState {
     pub tokens: Mutex<Vec<String>>,
     /// Serials issued, in order.
     pub serials: Mutex<Vec<String>>,
+    /// The trust bundle (`ca_bundle_pem`) of Sign and GetCABundle; `None`: the root alone.
+    pub bundle: Mutex<Option<String>>,
+    /// GetCABundle calls received.
+    pub bundle_calls: AtomicU32,
+}
+
+impl FakeIssuer {
+    fn bundle(&self) -> String {
+        self.state
+            .bundle
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|| self.ca.root.certificate_pem())
+    }
 }
 
 /// A `tlsmint.v1.Issuer` that signs CSRs with [`FakeCa`] on the test's clock.
@@ -180,7 +195,7 @@ impl issuer_server::Issuer for FakeIssuer {
             certificate: Some(proto::IssuedCertificate {
                 certificate_pem: issued.certificate_pem,
                 ca_chain_pem: issued.ca_chain.pem.to_vec(),
-                ca_bundle_pem: self.ca.root.certificate_pem(),
+                ca_bundle_pem: self.bundle(),
                 serial_number: serial,
                 not_before: Some(proto::timestamp(issued.not_before.unix_timestamp())),
                 not_after: Some(proto::timestamp(issued.not_after.unix_timestamp())),
@@ -191,9 +206,29 @@ impl issuer_server::Issuer for FakeIssuer {
 
     async fn get_ca_bundle(
         &self,
-        _req: tonic::Request<proto::GetCaBundleRequest>,
+        req: tonic::Request<proto::GetCaBundleRequest>,
     ) -> Result<tonic::Response<proto::GetCaBundleResponse>, tonic::Status> {
-        Err(tonic::Status::unimplemented("bundle"))
+        self.state.bundle_calls.fetch_add(1, Ordering::SeqCst);
+        let auth = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        self.state.tokens.lock().unwrap().push(auth.clone());
+        if self.state.down.load(Ordering::SeqCst) {
+            return Err(tonic::Status::unavailable("the test issuer is down"));
+        }
+        if !auth.starts_with("Bearer ") {
+            return Err(tonic::Status::unauthenticated("no bearer token"));
+        }
+        if req.get_ref().role != "web" {
+            return Err(tonic::Status::not_found("role not found"));
+        }
+        Ok(tonic::Response::new(proto::GetCaBundleResponse {
+            ca_chain_pem: self.ca.ca.ca_chain_pem(),
+            ca_bundle_pem: self.bundle(),
+        }))
     }
 
     async fn check_policy(
@@ -367,6 +402,15 @@ impl Bench {
 
     pub fn set_down(&self, down: bool) {
         self.issuer.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Makes Sign and GetCABundle answer with `pem` as the trust bundle.
+    pub fn set_bundle(&self, pem: &str) {
+        *self.issuer.bundle.lock().unwrap() = Some(pem.to_owned());
+    }
+
+    pub fn bundle_calls(&self) -> u32 {
+        self.issuer.bundle_calls.load(Ordering::SeqCst)
     }
 
     pub fn deny(&self, name: &str, message: &str) {
