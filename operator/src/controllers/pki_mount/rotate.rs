@@ -306,11 +306,22 @@ fn observe(
     let parent_moved = parent.ca.as_ref().is_some_and(|p| {
         active.parents_der().first().map(Vec::as_slice) != Some(p.certificate_der())
     });
-    let trusted_now = current_roots(&active_root, parent, mount);
-    let trust_changes = status.next.as_ref().is_some_and(|next| {
-        let root = root_of(next);
-        !trusted_now.iter().any(|have| have.trim() == root.trim())
-    });
+    // What was trusted before the next CA was published (the active, the parent's and the
+    // previous roots): a next root outside it must propagate before it signs.
+    let previous_root = status.previous.as_ref().map(root_of);
+    let trusted_now = rotation::trusted_roots(
+        &active_root,
+        &parent.trusted,
+        None,
+        previous_root.as_deref(),
+    );
+    // A renewal keeps key and subject: clients holding the old root verify the new chain,
+    // so only a re-key has to wait for the new root to propagate.
+    let trust_changes = status.rekey.unwrap_or(spec.rekey)
+        && status.next.as_ref().is_some_and(|next| {
+            let root = root_of(next);
+            !trusted_now.iter().any(|have| have.trim() == root.trim())
+        });
     let rekey = status.rekey.unwrap_or(spec.rekey);
     let (retire_at, waiting_child) = match &status.previous {
         Some(previous) if rekey => retirement(mount, ctx, active, previous),
