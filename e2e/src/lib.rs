@@ -69,6 +69,22 @@ pub fn test_image() -> Result<String> {
     env("TEST_IMAGE")
 }
 
+/// A value of the running cluster's `cluster.env` (written by e2e/cluster/up): the
+/// environment variable of that name if set, else the file's line.
+pub fn cluster_env(key: &str) -> Result<String> {
+    if let Ok(v) = std::env::var(key) {
+        return Ok(v);
+    }
+    let state = std::env::var("TLSMINT_E2E_STATE").unwrap_or_else(|_| "/tmp/tlsmint-e2e".into());
+    let path = std::path::Path::new(&state).join("cluster.env");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (is the local cluster up?)", path.display()))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .map(str::to_owned)
+        .with_context(|| format!("{key} is not in {}", path.display()))
+}
+
 /// `$K8S_BIN/<tool>`, e.g. `tool_path("kubectl")`.
 pub fn tool_path(tool: &str) -> Result<std::path::PathBuf> {
     let path = std::path::Path::new(&env("K8S_BIN")?).join(tool);

@@ -32,7 +32,9 @@ use tlsmint_api::v1alpha1::PkiMount;
 use tlsmint_ca::{PrivateKey, pem, x509};
 use tlsmint_e2e::chart::{free_port, install_local, pod_ready};
 use tlsmint_e2e::operator::{OperatorEnv, SELECTOR_LABEL, events_about, workspace_root};
-use tlsmint_e2e::{TestNamespace, env, kubectl, test_image, wait_for, wait_for_running_pods};
+use tlsmint_e2e::{
+    TestNamespace, cluster_env, env, kubectl, test_image, wait_for, wait_for_running_pods,
+};
 
 /// How many pods the burst starts at once (TLSMINT_E2E_CSI_PODS, default 50).
 fn burst_size() -> usize {
@@ -40,20 +42,6 @@ fn burst_size() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50)
-}
-
-/// A value of the running cluster's `cluster.env` (written by e2e/cluster/up).
-fn cluster_env(key: &str) -> String {
-    if let Ok(v) = std::env::var(key) {
-        return v;
-    }
-    let state = std::env::var("TLSMINT_E2E_STATE").unwrap_or_else(|_| "/tmp/tlsmint-e2e".into());
-    let text = std::fs::read_to_string(Path::new(&state).join("cluster.env"))
-        .expect("the cluster's cluster.env (is the local cluster up?)");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("{key} in cluster.env"))
-        .to_owned()
 }
 
 /// The driver's tmpfs mounts on this node, as the kernel lists them.
@@ -189,7 +177,7 @@ fn csi_pod(name: &str, app: &str, attributes: &[(&str, &str)]) -> Pod {
 /// Where kubelet has the driver mount a pod's volume `tls`.
 fn target_of(pod: &Pod) -> PathBuf {
     let uid = pod.metadata.uid.as_deref().unwrap();
-    Path::new(&cluster_env("KUBELET_DIR"))
+    Path::new(&cluster_env("KUBELET_DIR").unwrap())
         .join("pods")
         .join(uid)
         .join("volumes/kubernetes.io~csi/tls/mount")
@@ -256,8 +244,8 @@ async fn csi_volumes_on_the_real_kubelet() {
     let release = format!("{}-c", env.id);
     let ns = env.namespace.name().to_owned();
     let client = env.client.clone();
-    let kubelet_dir = cluster_env("KUBELET_DIR");
-    let state_dir = Path::new(&cluster_env("E2E_STATE")).join("tlsmint-csi");
+    let kubelet_dir = cluster_env("KUBELET_DIR").unwrap();
+    let state_dir = Path::new(&cluster_env("E2E_STATE").unwrap()).join("tlsmint-csi");
     let ports = [free_port().unwrap(), free_port().unwrap()];
     let (admin_port, http_port, grpc_port, csi_admin) = (
         ports[0],

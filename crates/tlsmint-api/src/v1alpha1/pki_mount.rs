@@ -60,8 +60,8 @@ pub struct PkiMountSpec {
     /// Subject of the CA certificate. `commonName` is required.
     pub subject: CaSubject,
 
-    /// Algorithm and size of the CA key. Default: ECDSA P-256. Changing it later has no
-    /// effect on an existing CA: the key is never replaced.
+    /// Algorithm and size of the CA key. Default: ECDSA P-256. Changing it later does not
+    /// replace the existing CA's key; the next re-keying rotation (spec.rotation) uses it.
     #[serde(default)]
     pub key: KeySpec,
 
@@ -149,8 +149,9 @@ pub struct RotationSpec {
     pub rekey: bool,
 
     /// How long a new root stays Published (trusted, not yet signing) before it may be
-    /// Activated: at least kubelet's sync period plus the CSI republish and agent trust
-    /// refresh intervals plus ClusterTrustBundle propagation. Default: 5m.
+    /// Activated: at least the CSI driver's and the agents' --trust-refresh-interval
+    /// (60s by default) plus kubelet's sync period and ClusterTrustBundle propagation.
+    /// Default: 5m.
     #[serde(default = "defaults::rotation_propagation_delay")]
     pub propagation_delay: Duration,
 

@@ -132,10 +132,10 @@ pub async fn rotate(
                     Ok(next) => next,
                     Err(why) => {
                         return Ok(Rotation {
+                            condition: Verdict::no(status.phase.as_str(), why.clone()),
                             status: Some(status),
                             trusted_roots: current_roots(&active_root, &parent, mount),
                             activated: None,
-                            condition: Verdict::yes(RotationPhase::Prepared.as_str(), why.clone()),
                             event: Some((EventType::Warning, "RotationFailed", why)),
                             requeue: Some(std::time::Duration::from_secs(30)),
                         });
@@ -323,7 +323,15 @@ fn observe(
             !trusted_now.iter().any(|have| have.trim() == root.trim())
         });
     let rekey = status.rekey.unwrap_or(spec.rekey);
+    let expired = |p: &CaGeneration| {
+        p.not_after
+            .as_ref()
+            .is_some_and(|t| times::engine_time(t) <= now)
+    };
     let (retire_at, waiting_child) = match &status.previous {
+        // Past its notAfter nothing verifies under the old CA any more: retire it even if
+        // an intermediate under it was never re-signed.
+        Some(previous) if expired(previous) => (Some(now), None),
         Some(previous) if rekey => retirement(mount, ctx, active, previous),
         Some(previous) => (
             previous.deactivated_at.as_ref().map(times::engine_time),
