@@ -445,6 +445,7 @@ fn build_mounts(mounts: &[PkiMount]) -> anyhow::Result<Vec<MountEntry>> {
             status,
             crl_expiry: settings.map(|s| s.crl_expiry).unwrap_or_default(),
             trusted_roots: Vec::new(),
+            other_generations: Vec::new(),
         });
     }
     Ok(out)

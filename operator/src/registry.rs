@@ -13,7 +13,7 @@
 //! The registry is shared as `Arc<Registry>`. Writers call, from watch events:
 //!
 //! ```text
-//! registry.put_mount(MountEntry { name, path, status, crl_expiry, trusted_roots }) -> Result<(), PathConflict>
+//! registry.put_mount(MountEntry { name, path, status, crl_expiry, trusted_roots, .. }) -> Result<(), PathConflict>
 //!     MountStatus::Ready(Arc<CertificateAuthority>)  once the CA is loaded/generated
 //!     MountStatus::NotReady(NotReady { reason, message })  e.g. KeyMissing (answers FailedPrecondition)
 //! registry.remove_mount(name)
@@ -51,6 +51,22 @@ pub struct MountEntry {
     /// Every root to trust for this mount, PEM (`status.trustedRoots`: old and new during a
     /// CA rotation). Empty: the root above the CA.
     pub trusted_roots: Vec<String>,
+    /// The CA generations other than the signing one, during a rotation
+    /// (`status.rotation.next` and `.previous`).
+    pub other_generations: Vec<OtherGeneration>,
+}
+
+/// A CA generation of a mount that does not sign right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherGeneration {
+    /// `next` (prepared, not signing yet) or `previous` (trusted until retired).
+    pub state: &'static str,
+    /// The rotation phase, e.g. `Published`.
+    pub phase: &'static str,
+    /// Its certificate, DER.
+    pub certificate_der: Vec<u8>,
+    /// Its chain, PEM, this CA first.
+    pub ca_chain_pem: Vec<String>,
 }
 
 /// Whether a mount can sign.

@@ -22,6 +22,7 @@ fn mount(name: &str, path: &str, status: MountStatus) -> MountEntry {
         status,
         crl_expiry: Duration::from_secs(72 * 3600),
         trusted_roots: Vec::new(),
+        other_generations: Vec::new(),
     }
 }
 
@@ -151,6 +152,7 @@ async fn notices_name_the_mount_and_a_slow_reader_is_told_everything() {
         status: MountStatus::NotReady(NotReady::new("KeyMissing", "no key")),
         crl_expiry: Duration::from_secs(60),
         trusted_roots: Vec::new(),
+        other_generations: Vec::new(),
     })
     .unwrap();
     reg.remove_mount("pki");

@@ -203,6 +203,7 @@ async fn scenario(client: kube::Client, ns: String) {
             status: MountStatus::Ready(ca.clone()),
             crl_expiry: Duration::from_secs(3600),
             trusted_roots: Vec::new(),
+            other_generations: Vec::new(),
         })
         .unwrap();
     let mut role = IssuerRoleSpec::new("pki");

@@ -74,6 +74,7 @@ async fn grpc_and_https_serve_tls_and_pick_up_a_new_certificate_without_restart(
             status: MountStatus::Ready(ca.clone()),
             crl_expiry: Duration::from_secs(3600),
             trusted_roots: Vec::new(),
+            other_generations: Vec::new(),
         })
         .unwrap();
     let serving = ServingCert::new();

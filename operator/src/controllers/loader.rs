@@ -27,7 +27,7 @@ use tlsmint_api::conditions::reason;
 
 use super::apply::text;
 use crate::registry::NotReady;
-use crate::registry::{MountEntry, MountStatus, Registry, RoleEntry};
+use crate::registry::{MountEntry, MountStatus, OtherGeneration, Registry, RoleEntry};
 
 /// The watch caches the loader keeps (shared read-only with the controllers).
 #[derive(Clone)]
@@ -227,6 +227,7 @@ impl Loaded {
                             status: MountStatus::NotReady(reason),
                             crl_expiry: mount.spec.crl.expiry.as_std(),
                             trusted_roots: trusted_roots(&mount),
+                            other_generations: Vec::new(),
                         },
                     );
                 }
@@ -271,7 +272,16 @@ fn key_secret_name(mount: &PkiMount) -> Option<&str> {
 
 fn mount_fingerprint(mount: &PkiMount, secret: Option<&Secret>) -> String {
     let status = mount.status.as_ref();
-    let trust = status.map(|s| s.trusted_roots.concat()).unwrap_or_default();
+    let trust = status
+        .map(|s| {
+            let phase = s
+                .rotation
+                .as_ref()
+                .map(|r| r.phase.as_str())
+                .unwrap_or_default();
+            format!("{phase}{}", s.trusted_roots.concat())
+        })
+        .unwrap_or_default();
     format!(
         "{}/{}/{}/{}/{}/{}/{}",
         mount.uid().unwrap_or_default(),
@@ -367,7 +377,29 @@ fn load_mount(mount: &PkiMount, secret: Option<&Secret>) -> Result<MountEntry, L
         status: MountStatus::Ready(Arc::new(ca)),
         crl_expiry: mount.spec.crl.expiry.as_std(),
         trusted_roots: trusted_roots(mount),
+        other_generations: other_generations(mount),
     })
+}
+
+/// The generations of a rotation under way that do not sign (for the Vault API's issuer
+/// listing). An unreadable certificate is left out: status is written by the operator.
+fn other_generations(mount: &PkiMount) -> Vec<OtherGeneration> {
+    let Some(rotation) = mount.status.as_ref().and_then(|s| s.rotation.as_ref()) else {
+        return Vec::new();
+    };
+    [("next", &rotation.next), ("previous", &rotation.previous)]
+        .into_iter()
+        .filter_map(|(state, generation)| {
+            let generation = generation.as_ref()?;
+            let der = tlsmint_ca::pem::decode_certificate(&generation.certificate).ok()?;
+            Some(OtherGeneration {
+                state,
+                phase: rotation.phase.as_str(),
+                certificate_der: der,
+                ca_chain_pem: generation.ca_chain.clone(),
+            })
+        })
+        .collect()
 }
 
 /// The roots the mount's status says to trust (empty before the operator computed them).

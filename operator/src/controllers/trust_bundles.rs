@@ -278,6 +278,7 @@ mod tests {
             status,
             crl_expiry: Duration::from_secs(3600),
             trusted_roots: Vec::new(),
+            other_generations: Vec::new(),
         }
     }
 

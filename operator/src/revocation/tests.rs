@@ -20,6 +20,7 @@ fn mount() -> (MountEntry, Arc<CertificateAuthority>) {
         status: MountStatus::Ready(ca.clone()),
         crl_expiry: Duration::from_secs(72 * 3600),
         trusted_roots: Vec::new(),
+        other_generations: Vec::new(),
     };
     (entry, ca)
 }

@@ -324,6 +324,7 @@ fn enable_mount(state: &ApiState, path: &str, body: &[u8]) -> Result<Response, A
         status: no_ca(),
         crl_expiry: tlsmint_api::v1alpha1::defaults::CRL_EXPIRY.as_std(),
         trusted_roots: Vec::new(),
+        other_generations: Vec::new(),
     };
     state
         .registry
@@ -438,6 +439,7 @@ fn put_status(state: &ApiState, mount: &MountEntry, status: MountStatus) -> Resu
             status,
             crl_expiry: mount.crl_expiry,
             trusted_roots: Vec::new(),
+            other_generations: Vec::new(),
         })
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
@@ -855,6 +857,7 @@ fn config_crl(state: &ApiState, mount: &MountEntry, body: &[u8]) -> Result<Respo
             status: mount.status.clone(),
             crl_expiry: expiry,
             trusted_roots: Vec::new(),
+            other_generations: Vec::new(),
         })
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(envelope::no_content())
@@ -970,6 +973,7 @@ mod tests {
             status: no_ca(),
             crl_expiry: Duration::from_secs(3600),
             trusted_roots: Vec::new(),
+            other_generations: Vec::new(),
         };
         let resp = cluster_refusal(Op::WriteRole("web"), Some(&mount));
         assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);

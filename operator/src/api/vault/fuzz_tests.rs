@@ -58,6 +58,7 @@ fn state() -> Arc<ApiState> {
             status: MountStatus::Ready(Arc::new(ca)),
             crl_expiry: Duration::from_secs(3600),
             trusted_roots: Vec::new(),
+            other_generations: Vec::new(),
         })
         .unwrap();
     let spec = serde_yaml_ng::from_str(

@@ -26,7 +26,7 @@ use super::params::clip;
 use super::read::ready;
 use crate::api::ApiState;
 use crate::api::error::ApiError;
-use crate::registry::{MountEntry, RoleEntry};
+use crate::registry::{MountEntry, OtherGeneration, RoleEntry};
 
 /// Vault's answer to a LIST with nothing in it: 404 and no error text.
 fn empty_list() -> Response {
@@ -410,23 +410,91 @@ pub async fn list_certs(state: &ApiState, mount: &MountEntry, revoked_only: bool
     result.unwrap_or_else(|e| envelope::error(&e))
 }
 
-/// `LIST /v1/<mount>/issuers`.
+/// `LIST /v1/<mount>/issuers`: the signing CA (the default), and during a CA rotation the
+/// next and the previous generation, each with `tlsmint_state` (`active`, `next`,
+/// `previous`) and the rotation phase.
 pub fn list_issuers(mount: &MountEntry) -> Response {
     let Some(ca) = mount.ca() else {
         return empty_list();
     };
     let id = issuer_id(ca);
+    let mut keys = vec![id.clone()];
     let mut info = Map::new();
     info.insert(
-        id.clone(),
+        id,
         json!({
             "issuer_name": mount.name,
             "is_default": true,
             "serial_number": ca.info().serial.to_colon_hex(),
             "key_id": key_id(ca),
+            "tlsmint_state": "active",
         }),
     );
-    list(vec![id], Some(info))
+    for generation in &mount.other_generations {
+        let Ok(parsed) = tlsmint_ca::x509::parse_certificate(&generation.certificate_der, "CA")
+        else {
+            continue;
+        };
+        let id = derived_id(&generation.certificate_der);
+        keys.push(id.clone());
+        info.insert(
+            id,
+            json!({
+                "issuer_name": generation_name(mount, generation),
+                "is_default": false,
+                "serial_number": parsed.serial.to_colon_hex(),
+                "key_id": parsed.subject_key_id.as_deref().map(colon_hex).unwrap_or_default(),
+                "tlsmint_state": generation.state,
+                "tlsmint_rotation_phase": generation.phase,
+            }),
+        );
+    }
+    list(keys, Some(info))
+}
+
+/// The name a non-signing generation is listed under: `<mount>-next` or `<mount>-previous`.
+fn generation_name(mount: &MountEntry, generation: &OtherGeneration) -> String {
+    format!("{}-{}", mount.name, generation.state)
+}
+
+/// `issuer/<ref>` for a generation that does not sign: its certificate and chain only.
+fn read_other_generation(
+    mount: &MountEntry,
+    generation: &OtherGeneration,
+    form: IssuerForm,
+) -> Response {
+    let der = &generation.certificate_der;
+    let certificate = tlsmint_ca::pem::encode_certificate(der)
+        .trim_end()
+        .to_owned();
+    let chain: Vec<String> = generation
+        .ca_chain_pem
+        .iter()
+        .map(|p| p.trim_end().to_owned())
+        .collect();
+    let serial = tlsmint_ca::x509::parse_certificate(der, "CA")
+        .map(|p| p.serial.to_colon_hex())
+        .unwrap_or_default();
+    match form {
+        IssuerForm::Pem => envelope::raw(
+            "application/pem-certificate-chain",
+            certificate.into_bytes(),
+        ),
+        IssuerForm::Der => envelope::raw("application/pkix-cert", der.clone()),
+        IssuerForm::Json | IssuerForm::Full => envelope::data(
+            json!({
+                "certificate": certificate,
+                "ca_chain": chain,
+                "issuer_id": derived_id(der),
+                "issuer_name": generation_name(mount, generation),
+                "serial_number": serial,
+                "usage": "read-only",
+                "tlsmint_state": generation.state,
+                "tlsmint_rotation_phase": generation.phase,
+            }),
+            &[],
+        ),
+    }
 }
 
 /// What `GET issuer/<ref>/...` answers with.
@@ -450,6 +518,12 @@ pub fn read_issuer(
     reference: &str,
     form: IssuerForm,
 ) -> Response {
+    let other = mount.other_generations.iter().find(|g| {
+        reference == derived_id(&g.certificate_der) || reference == generation_name(mount, g)
+    });
+    if let Some(generation) = other {
+        return read_other_generation(mount, generation, form);
+    }
     let result = ready(mount).and_then(|ca| {
         let id = issuer_id(ca);
         let known = [
@@ -530,6 +604,58 @@ mod tests {
         assert_eq!(duration_text(Duration::from_secs(90 * 60)), "90m");
         assert_eq!(duration_text(Duration::from_secs(45)), "45s");
         assert_eq!(duration_text(Duration::ZERO), "0s");
+    }
+
+    async fn body(response: Response) -> Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn issuers_list_every_generation_of_a_rotation_with_its_state() {
+        let cfg = |cn: &str| tlsmint_ca::CaConfig {
+            name: "pki".into(),
+            subject: tlsmint_ca::Subject::with_common_name(cn),
+            key: tlsmint_ca::KeySpec::EcdsaP256,
+            ttl: Duration::from_secs(86400),
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let active = CertificateAuthority::generate_root(&cfg("Active"), now).unwrap();
+        let next = CertificateAuthority::generate_root(&cfg("Next"), now).unwrap();
+        let mount = MountEntry {
+            name: "pki".into(),
+            path: "pki".into(),
+            status: crate::registry::MountStatus::Ready(std::sync::Arc::new(active)),
+            crl_expiry: Duration::from_secs(3600),
+            trusted_roots: Vec::new(),
+            other_generations: vec![OtherGeneration {
+                state: "next",
+                phase: "Published",
+                certificate_der: next.certificate_der().to_vec(),
+                ca_chain_pem: next.ca_chain_pem(),
+            }],
+        };
+        let listed = body(list_issuers(&mount)).await;
+        let keys = listed["data"]["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 2);
+        let next_id = derived_id(next.certificate_der());
+        let info = &listed["data"]["key_info"];
+        assert_eq!(info[&next_id]["tlsmint_state"], "next");
+        assert_eq!(info[&next_id]["tlsmint_rotation_phase"], "Published");
+        assert_eq!(info[&next_id]["is_default"], false);
+        assert_eq!(info[keys[0].as_str().unwrap()]["tlsmint_state"], "active");
+        for reference in [next_id.as_str(), "pki-next"] {
+            let read = body(read_issuer(&mount, None, reference, IssuerForm::Json)).await;
+            assert_eq!(
+                read["data"]["certificate"].as_str().unwrap(),
+                next.certificate_pem().trim_end()
+            );
+            assert_eq!(read["data"]["issuer_name"], "pki-next");
+        }
+        let default = body(read_issuer(&mount, None, "default", IssuerForm::Json)).await;
+        assert_ne!(default["data"]["issuer_id"], Value::String(next_id));
     }
 
     #[test]

@@ -47,6 +47,7 @@ fn registry(spec: &IssuerRoleSpec, mount: MountStatus) -> Registry {
             status: mount,
             crl_expiry: Duration::from_secs(3600),
             trusted_roots: Vec::new(),
+            other_generations: Vec::new(),
         })
         .unwrap();
     registry.put_role(RoleEntry::from_spec("pods", spec));
