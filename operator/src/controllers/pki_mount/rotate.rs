@@ -136,7 +136,7 @@ pub async fn rotate(
                             status: Some(status),
                             trusted_roots: current_roots(&active_root, &parent, mount),
                             activated: None,
-                            event: Some((EventType::Warning, "RotationFailed", why)),
+                            event: failure_event(mount, why),
                             requeue: Some(std::time::Duration::from_secs(30)),
                         });
                     }
@@ -201,7 +201,7 @@ pub async fn rotate(
                 }
                 Err(why) => {
                     waiting_for = Some(why.clone());
-                    event = Some((EventType::Warning, "RotationFailed", why));
+                    event = failure_event(mount, why);
                     requeue = Some(std::time::Duration::from_secs(30));
                 }
             }
@@ -567,6 +567,19 @@ async fn retire_secret(
             source,
         }),
     }
+}
+
+/// A `RotationFailed` Event, unless the `Rotating` condition already says the same (the
+/// step is retried every 30 s; one Event per distinct failure is enough).
+fn failure_event(mount: &PkiMount, why: String) -> Option<(EventType, &'static str, String)> {
+    let said = mount
+        .status
+        .as_ref()
+        .and_then(|s| {
+            tlsmint_api::conditions::find(&s.conditions, tlsmint_api::conditions::ROTATING)
+        })
+        .is_some_and(|c| c.message == why);
+    (!said).then_some((EventType::Warning, "RotationFailed", why))
 }
 
 fn generation(
