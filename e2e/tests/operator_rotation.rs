@@ -392,11 +392,22 @@ async fn a_renewal_keeps_the_key_and_a_restart_mid_rotation_makes_no_second_ca()
     mounts.create(&pp, &renew).await.unwrap();
     let mut rekey = env.root_mount(&rekeying, "E2E Restarted Root");
     rekey.spec.rotation.propagation_delay = tlsmint_api::Duration::from_secs(45);
+    rekey.spec.rotation.reissue = tlsmint_api::v1alpha1::ReissuePolicy::Immediate;
     mounts.create(&pp, &rekey).await.unwrap();
     let mut web = env.role(&role, &renewing, "example.com", &[apps.name()]);
     web.spec.ttl = tlsmint_api::Duration::from_secs(600);
     web.spec.max_ttl = tlsmint_api::Duration::from_secs(600);
     roles.create(&pp, &web).await.unwrap();
+    // A 10-minute leaf under the re-keyed root, whose mount says reissue: Immediate.
+    let pinned_role = name("pinned");
+    let _pinned_guard = DeleteOnDrop::new::<IssuerRole>(None, &pinned_role);
+    let mut pinned = env.role(&pinned_role, &rekeying, "example.com", &[apps.name()]);
+    pinned.spec.ttl = tlsmint_api::Duration::from_secs(600);
+    pinned.spec.max_ttl = tlsmint_api::Duration::from_secs(600);
+    roles.create(&pp, &pinned).await.unwrap();
+    env.create_request(apps.name(), "pinned", &pinned_role, &["pinned.example.com"])
+        .await
+        .unwrap();
     env.create_request(apps.name(), "old", &role, &["old.example.com"])
         .await
         .unwrap();
@@ -494,4 +505,27 @@ async fn a_renewal_keeps_the_key_and_a_restart_mid_rotation_makes_no_second_ca()
         "{keys:?}"
     );
     assert!(!keys.iter().any(|k| k.ends_with("-ca-key-2")), "{keys:?}");
+
+    // reissue: Immediate: the 10-minute leaf moves under the new root within the 30 s
+    // spread, long before its renewal time.
+    let new_root = certificate(&activated);
+    let moved = wait_for(
+        &app_secrets,
+        "pinned-tls",
+        Duration::from_secs(60),
+        "the leaf re-issued under the new root",
+        |s| {
+            let certs = tlsmint_ca::pem::decode_certificates(&secret_text(s, "tls.crt"))
+                .unwrap_or_default();
+            certs.get(1).is_some_and(|issuer| {
+                tlsmint_ca::pem::encode_certificate(issuer).trim() == new_root.trim()
+            })
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        verifies(&env, "pinned", &secret_text(&moved, "tls.crt"), &new_root).await,
+        "the re-issued leaf verifies under the new root"
+    );
 }

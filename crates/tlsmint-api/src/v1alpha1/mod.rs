@@ -25,8 +25,8 @@ pub use issuer_role::{
 };
 pub use pki_mount::{
     CaGeneration, CaSubject, CrlConfig, ImportFrom, LeafNotAfterBehavior, MountType, MountUrls,
-    PhaseChange, PkiMount, PkiMountSpec, PkiMountStatus, RESERVED_PATHS, RotationPhase,
-    RotationSpec, RotationStatus, RotationTrigger, TrustBundleSpec,
+    PhaseChange, PkiMount, PkiMountSpec, PkiMountStatus, RESERVED_PATHS, ReissuePolicy,
+    RotationPhase, RotationSpec, RotationStatus, RotationTrigger, TrustBundleSpec,
 };
 pub use validation::ValidationError;
 

@@ -160,6 +160,23 @@ pub struct RotationSpec {
     /// request made while a rotation runs starts after it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_at: Option<Time>,
+
+    /// How leaves move to a newly activated CA: `Natural` (default; at their normal
+    /// renewal) or `Immediate` (CertificateRequest Secrets are re-issued within 30 s of
+    /// the activation, spread by request). CSI volumes and agents always move at their
+    /// renewal, which for their short lifetimes comes soon.
+    #[serde(default)]
+    pub reissue: ReissuePolicy,
+}
+
+/// How leaves move to a newly activated CA.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ReissuePolicy {
+    /// At their normal renewal time: no burst of issuance.
+    #[default]
+    Natural,
+    /// CertificateRequest Secrets at once, each within 30 s of the activation.
+    Immediate,
 }
 
 impl Default for RotationSpec {
@@ -170,6 +187,7 @@ impl Default for RotationSpec {
             rekey: defaults::ROTATION_REKEY,
             propagation_delay: defaults::ROTATION_PROPAGATION_DELAY,
             requested_at: None,
+            reissue: ReissuePolicy::Natural,
         }
     }
 }

@@ -49,6 +49,7 @@ fn full_spec() -> PkiMountSpec {
             rekey: false,
             propagation_delay: Duration::from_secs(600),
             requested_at: Some(time(120)),
+            reissue: ReissuePolicy::Immediate,
         },
         trust_bundle: Some(TrustBundleSpec {
             namespace_selector: LabelSelector {
@@ -140,6 +141,7 @@ fn serialises_every_field_with_its_spec_name() {
                 "rekey": false,
                 "propagationDelay": "10m",
                 "requestedAt": "1970-01-01T00:02:00Z",
+                "reissue": "Immediate",
             },
             "trustBundle": {"namespaceSelector": {"matchLabels": {"tlsmint.io/trust": "true"}}},
         })

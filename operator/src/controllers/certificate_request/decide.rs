@@ -95,6 +95,8 @@ pub enum IssueReason {
     /// `revoked` was set back to false after a revocation: a new certificate replaces the
     /// revoked one.
     AfterRevocation,
+    /// The mount activated a new CA and its `spec.rotation.reissue` is `Immediate`.
+    CaRotated,
 }
 
 impl IssueReason {

@@ -58,6 +58,7 @@ async fn reconcile_inner(cr: &CertificateRequest, ctx: &Context) -> Result<Actio
     let role = ctx.registry.role(&cr.spec.role_ref.name);
     let facts = observe(cr, ctx, &namespace, role.as_deref(), secret.as_ref());
     let decision = decide::decide(&facts);
+    let decision = reissue_after_rotation(decision, ctx, role.as_deref(), secret.as_ref(), &facts);
     tracing::debug!(decision = ?decision_name(&decision), "decided");
     let outcome = act(decision, cr, ctx, &facts, role, &secrets, secret.as_ref()).await?;
     report::report(cr, ctx, outcome).await
@@ -118,6 +119,72 @@ fn observe(
         }),
         seed: backoff::seed_of(uid.as_bytes()),
         now: OffsetDateTime::now_utc(),
+    }
+}
+
+/// Longest spread of the re-issuance after a CA activation (`reissue: Immediate`).
+const REISSUE_SPREAD: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// With `spec.rotation.reissue: Immediate` on the role's mount, a certificate that the
+/// signing CA did not issue is renewed now: at the activation plus a spread of up to
+/// [`REISSUE_SPREAD`] taken from the request's UID, so that a mount's requests do not
+/// all arrive at once. Anything else is left as decided.
+fn reissue_after_rotation(
+    decision: Decision,
+    ctx: &Context,
+    role: Option<&RoleEntry>,
+    secret: Option<&Secret>,
+    facts: &Facts,
+) -> Decision {
+    let Decision::UpToDate { current, renewal } = decision else {
+        return decision;
+    };
+    let keep = |renewal| Decision::UpToDate {
+        current: current.clone(),
+        renewal,
+    };
+    let Some(role) = role else {
+        return keep(renewal);
+    };
+    let mount = ctx
+        .caches
+        .mounts
+        .state()
+        .into_iter()
+        .find(|m| m.name_any() == role.mount);
+    let Some(mount) = mount
+        .filter(|m| m.spec.rotation.reissue == tlsmint_api::v1alpha1::ReissuePolicy::Immediate)
+    else {
+        return keep(renewal);
+    };
+    let (Some(ca), Some(secret)) = (ctx.registry.ca(&role.mount), secret) else {
+        return keep(renewal);
+    };
+    let issuer = text(secret, tlsmint_api::TLS_CERT_FILE)
+        .and_then(|c| tlsmint_ca::pem::decode_certificates(c).ok())
+        .and_then(|certs| certs.into_iter().nth(1));
+    if issuer.as_deref() == Some(ca.certificate_der()) {
+        return keep(renewal);
+    }
+    let activated = mount
+        .status
+        .as_ref()
+        .and_then(|s| s.rotation.as_ref())
+        .and_then(|r| {
+            r.history
+                .iter()
+                .rev()
+                .find(|h| h.phase == tlsmint_api::v1alpha1::RotationPhase::Activated)
+        })
+        .map(|h| times::engine_time(&h.time))
+        .unwrap_or(facts.now);
+    let spread = REISSUE_SPREAD.as_millis() as u64;
+    let offset = time::Duration::milliseconds((facts.seed % spread.max(1)) as i64);
+    let due = activated + offset;
+    if facts.now >= due {
+        Decision::Issue(decide::IssueReason::CaRotated)
+    } else {
+        keep(renewal.min(due))
     }
 }
 
