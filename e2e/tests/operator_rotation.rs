@@ -3,7 +3,8 @@
 //! re-signed; the new root reaches every ca.crt (CertificateRequest Secret, trust
 //! ConfigMap) before it signs and the old one leaves only after the last old leaf expired;
 //! the old key Secret goes, the new ones stay. A renewal (rekey: false) keeps the key and
-//! an old leaf still verifies. An operator killed mid-rotation continues the same rotation.
+//! an old leaf still verifies. An operator killed while Published, or while Activated,
+//! continues the same rotation. `reissue: Immediate` moves a long-lived leaf at once.
 //! The operator runs under the chart's RBAC.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -120,7 +121,7 @@ async fn verifies(env: &OperatorEnv, tag: &str, tls_crt: &str, ca_crt: &str) -> 
 #[tokio::test]
 async fn a_rekeyed_root_is_trusted_before_it_signs_and_retired_after_the_last_old_leaf() {
     let env = OperatorEnv::new("op-rot").await.unwrap();
-    let _operator = env.start_operator("replica-a").await.unwrap();
+    let mut operator = env.start_operator("replica-a").await.unwrap();
     let apps = apps(&env, "rot-apps").await;
     let mounts: Api<PkiMount> = Api::all(env.client.clone());
     let roles: Api<IssuerRole> = Api::all(env.client.clone());
@@ -259,6 +260,10 @@ async fn a_rekeyed_root_is_trusted_before_it_signs_and_retired_after_the_last_ol
         "tls.key",
     );
     assert_eq!(new_int_key, old_int_key, "the intermediate kept its key");
+    // The operator is killed while Activated (the old root waits for its last leaf): the
+    // next leader retires it on time and starts no second rotation.
+    operator.kill().await.unwrap();
+    let _second = env.start_operator("replica-b").await.unwrap();
     // Leaves move to the new chain at their normal renewal (every 10 s here) and verify
     // against the trusted roots of the moment.
     let moved = wait_for(
@@ -308,7 +313,15 @@ async fn a_rekeyed_root_is_trusted_before_it_signs_and_retired_after_the_last_ol
             RotationPhase::Activated,
             RotationPhase::Retired
         ],
-        "the phases in order"
+        "the phases in order, once, across the restart"
+    );
+    assert!(
+        env.secrets()
+            .get_opt(&format!("{root}-ca-key-2"))
+            .await
+            .unwrap()
+            .is_none(),
+        "no second next CA after the restart"
     );
     let times: Vec<_> = retired
         .status
