@@ -87,6 +87,7 @@ fn trust_bundle(env: &OperatorEnv) -> Option<TrustBundleSpec> {
             match_labels: Some(BTreeMap::from([(TRUST_LABEL.to_owned(), env.id.clone())])),
             ..LabelSelector::default()
         },
+        pkcs12: None,
     })
 }
 

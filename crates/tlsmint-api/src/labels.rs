@@ -27,3 +27,8 @@ pub const FIELD_MANAGER: &str = "tlsmint-operator";
 pub const INJECTOR_TLS_FIELD_MANAGER: &str = "tlsmint-operator/injector-tls";
 /// Type of every Secret the operator writes.
 pub const TLS_SECRET_TYPE: &str = "kubernetes.io/tls";
+/// On a trust ConfigMap (`tlsmint-<mount>-ca`): marks it as tlsmint's.
+pub const TRUST_BUNDLE_LABEL: &str = "pki.tlsmint.io/trust-bundle";
+/// On a trust ConfigMap with a PKCS#12 truststore: digest of the roots, key and password
+/// it was written for (the file itself differs on every write: random salts).
+pub const TRUSTSTORE_DIGEST_ANNOTATION: &str = "pki.tlsmint.io/truststore-digest";

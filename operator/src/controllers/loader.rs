@@ -19,13 +19,12 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tlsmint_api::conditions;
 use tlsmint_api::v1alpha1::{IssuerRole, PkiMount};
-use tlsmint_ca::CertificateAuthority;
 use tlsmint_runtime::CancellationToken;
 use tlsmint_runtime::health::Check;
 
 use tlsmint_api::conditions::reason;
 
-use super::apply::text;
+use super::key_material::KeyMaterial;
 use crate::registry::NotReady;
 use crate::registry::{MountEntry, MountStatus, OtherGeneration, Registry, RoleEntry};
 
@@ -311,10 +310,8 @@ enum LoadError {
     NoCertificate,
     #[error("the key Secret is missing")]
     SecretMissing,
-    #[error("the key Secret has no {0}")]
-    MissingEntry(&'static str),
-    #[error("the key Secret's tls.crt is unreadable")]
-    HeldUnreadable(#[source] tlsmint_ca::Error),
+    #[error("reading the key Secret failed")]
+    Material(#[source] super::key_material::MaterialError),
     #[error("status.certificate is unreadable")]
     PublishedUnreadable(#[source] tlsmint_ca::Error),
     #[error("the key Secret holds another certificate than the published one")]
@@ -332,10 +329,12 @@ impl LoadError {
     fn reason(&self) -> &'static str {
         match self {
             LoadError::NoStatus | LoadError::NotReady => reason::PENDING,
-            LoadError::NoCertificate | LoadError::SecretMissing | LoadError::MissingEntry(_) => {
+            LoadError::NoCertificate
+            | LoadError::SecretMissing
+            | LoadError::Material(super::key_material::MaterialError::Missing { .. }) => {
                 reason::KEY_MISSING
             }
-            LoadError::HeldUnreadable(_)
+            LoadError::Material(_)
             | LoadError::PublishedUnreadable(_)
             | LoadError::OtherCertificate
             | LoadError::KeyPair(_) => reason::KEY_MISMATCH,
@@ -355,19 +354,21 @@ fn load_mount(mount: &PkiMount, secret: Option<&Secret>) -> Result<MountEntry, L
         .as_deref()
         .ok_or(LoadError::NoCertificate)?;
     let secret = secret.ok_or(LoadError::SecretMissing)?;
-    let key = text(secret, tlsmint_api::TLS_KEY_FILE)
-        .ok_or(LoadError::MissingEntry(tlsmint_api::TLS_KEY_FILE))?;
-    let certs = text(secret, tlsmint_api::TLS_CERT_FILE)
-        .ok_or(LoadError::MissingEntry(tlsmint_api::TLS_CERT_FILE))?;
-    let held = tlsmint_ca::pem::decode_certificates(certs).map_err(LoadError::HeldUnreadable)?;
+    let material = KeyMaterial::read(
+        secret,
+        key_secret_name(mount).unwrap_or_default(),
+        mount.spec.import_from.as_ref(),
+    )
+    .map_err(LoadError::Material)?;
     let expected =
         tlsmint_ca::pem::decode_certificate(published).map_err(LoadError::PublishedUnreadable)?;
-    if held.first() != Some(&expected) {
+    if material.certificate != expected {
         return Err(LoadError::OtherCertificate);
     }
     let settings =
         crate::convert::mount(&mount.name_any(), &mount.spec).map_err(LoadError::InvalidSpec)?;
-    let ca = CertificateAuthority::from_pem(&mount.name_any(), certs, key)
+    let ca = material
+        .into_ca(&mount.name_any())
         .map_err(LoadError::KeyPair)?
         .with_options(settings.options)
         .map_err(LoadError::Options)?;
@@ -425,6 +426,7 @@ mod tests {
     use super::*;
     use k8s_openapi::ByteString;
     use tlsmint_api::v1alpha1::{PkiMountSpec, PkiMountStatus};
+    use tlsmint_ca::CertificateAuthority;
     use tlsmint_ca::ExposeSecret as _;
 
     fn ready_mount(certificate: &str) -> PkiMount {
@@ -481,7 +483,7 @@ mod tests {
         let mount = ready_mount(&cert);
         let bad_key = "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n";
         let err = load_mount(&mount, Some(&secret(&cert, bad_key))).unwrap_err();
-        assert!(matches!(err, LoadError::KeyPair(_)), "{err}");
+        assert!(matches!(err, LoadError::Material(_)), "{err}");
         let shown = tlsmint_ca::report(&err);
         assert!(shown.contains("private key PEM"), "{shown}");
         assert!(!shown.contains("does not match"), "{shown}");

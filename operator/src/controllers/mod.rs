@@ -10,6 +10,7 @@ pub mod apply;
 pub mod certificate_request;
 pub mod error;
 pub mod issuer_role;
+pub mod key_material;
 pub mod loader;
 pub mod metrics;
 pub mod missed_injection;

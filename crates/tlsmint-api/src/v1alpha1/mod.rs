@@ -25,8 +25,9 @@ pub use issuer_role::{
 };
 pub use pki_mount::{
     CaGeneration, CaSubject, CrlConfig, ImportFrom, LeafNotAfterBehavior, MountType, MountUrls,
-    PhaseChange, PkiMount, PkiMountSpec, PkiMountStatus, RESERVED_PATHS, ReissuePolicy,
-    RotationPhase, RotationSpec, RotationStatus, RotationTrigger, TrustBundleSpec,
+    PhaseChange, Pkcs12Import, PkiMount, PkiMountSpec, PkiMountStatus, RESERVED_PATHS,
+    ReissuePolicy, RotationPhase, RotationSpec, RotationStatus, RotationTrigger, TrustBundleSpec,
+    TrustStorePkcs12,
 };
 pub use validation::ValidationError;
 

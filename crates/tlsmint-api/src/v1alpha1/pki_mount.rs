@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{DistinguishedName, KeySpec, NameReference, SecretReference};
 use super::defaults;
-use super::validation::{ValidationError, http_url, positive, require};
+use super::validation::{ValidationError, http_url, positive, require, secret_key};
 use crate::{Duration, Fraction};
 
 /// Desired state of a PkiMount: the kind of CA, its subject, key and lifetime, and how leaves
@@ -199,6 +199,42 @@ pub struct TrustBundleSpec {
     /// Namespaces that get the ConfigMap `tlsmint-<mount>-ca`. An empty selector (`{}`)
     /// selects every namespace.
     pub namespace_selector: LabelSelector,
+    /// Also publish the roots as a PKCS#12 truststore (binaryData), for Java and other
+    /// runtimes that read no PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs12: Option<TrustStorePkcs12>,
+}
+
+/// A PKCS#12 truststore next to `ca.crt`: every trusted root as a trusted-certificate
+/// entry (Java's keytool and `KeyStore.getInstance("PKCS12")` read it as a truststore).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustStorePkcs12 {
+    /// The ConfigMap key of the truststore.
+    #[serde(default = "TrustStorePkcs12::default_key")]
+    pub key: String,
+    /// The truststore's password (it protects integrity, not secrecy: a truststore holds
+    /// only public certificates). Default empty, as Java 18+ and trust-manager use.
+    #[serde(default)]
+    pub password: String,
+}
+
+impl TrustStorePkcs12 {
+    /// The default ConfigMap key of the truststore.
+    pub const DEFAULT_KEY: &'static str = "truststore.p12";
+
+    fn default_key() -> String {
+        Self::DEFAULT_KEY.to_owned()
+    }
+}
+
+impl Default for TrustStorePkcs12 {
+    fn default() -> Self {
+        TrustStorePkcs12 {
+            key: Self::default_key(),
+            password: String::new(),
+        }
+    }
 }
 
 /// The phase of a CA rotation (status.rotation.phase).
@@ -373,8 +409,63 @@ pub struct CaSubject {
 #[serde(rename_all = "camelCase")]
 pub struct ImportFrom {
     /// The Secret, in the operator's namespace, with `tls.crt` (the CA certificate,
-    /// optionally followed by its chain) and `tls.key` (its private key).
+    /// optionally followed by its chain) and `tls.key` (its private key); or, with
+    /// `pkcs12`, a PKCS#12 bundle and its password.
     pub secret_ref: SecretReference,
+    /// Read the CA from a PKCS#12 bundle (`.p12`/`.pfx`, the format other stores export)
+    /// in the Secret instead of `tls.crt`/`tls.key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs12: Option<Pkcs12Import>,
+}
+
+impl ImportFrom {
+    /// The Secret entries this import reads, for messages (`tls.crt and tls.key`).
+    pub fn entries(&self) -> String {
+        match &self.pkcs12 {
+            None => format!("{} and {}", crate::TLS_CERT_FILE, crate::TLS_KEY_FILE),
+            Some(p12) => format!("{} and {}", p12.key, p12.password_key),
+        }
+    }
+}
+
+/// A PKCS#12 bundle to import: one private key with its certificate (and optionally the
+/// chain above it), encrypted with a password. Both entries are read from the Secret of
+/// `importFrom.secretRef`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Pkcs12Import {
+    /// The Secret entry holding the bundle (binary, as `kubectl create secret generic
+    /// --from-file=keystore.p12=ca.p12` stores it).
+    #[serde(default = "Pkcs12Import::default_key")]
+    pub key: String,
+    /// The Secret entry holding the bundle's password (may be empty for a bundle without
+    /// one, but must exist).
+    #[serde(default = "Pkcs12Import::default_password_key")]
+    pub password_key: String,
+}
+
+impl Pkcs12Import {
+    /// The default entry of the bundle.
+    pub const DEFAULT_KEY: &'static str = "keystore.p12";
+    /// The default entry of the password.
+    pub const DEFAULT_PASSWORD_KEY: &'static str = "password";
+
+    fn default_key() -> String {
+        Self::DEFAULT_KEY.to_owned()
+    }
+
+    fn default_password_key() -> String {
+        Self::DEFAULT_PASSWORD_KEY.to_owned()
+    }
+}
+
+impl Default for Pkcs12Import {
+    fn default() -> Self {
+        Pkcs12Import {
+            key: Self::default_key(),
+            password_key: Self::default_password_key(),
+        }
+    }
 }
 
 /// URLs written into leaves (authority information access and CRL distribution points).
@@ -522,6 +613,16 @@ impl PkiMountSpec {
             ));
         }
         self.validate_origin()?;
+        if let Some(p12) = self.trust_bundle.as_ref().and_then(|b| b.pkcs12.as_ref()) {
+            secret_key("spec.trustBundle.pkcs12.key", &p12.key)?;
+            if p12.key == crate::CA_CERT_FILE {
+                return Err(ValidationError::invalid(
+                    "spec.trustBundle.pkcs12.key",
+                    &p12.key,
+                    "is the key of the PEM bundle; choose another (e.g. truststore.p12)",
+                ));
+            }
+        }
         if let Some(urls) = &self.urls {
             for (name, list) in [
                 ("issuingCertificates", &urls.issuing_certificates),
@@ -580,6 +681,17 @@ impl PkiMountSpec {
         }
         if let Some(import) = &self.import_from {
             import.secret_ref.validate("spec.importFrom.secretRef")?;
+            if let Some(p12) = &import.pkcs12 {
+                secret_key("spec.importFrom.pkcs12.key", &p12.key)?;
+                secret_key("spec.importFrom.pkcs12.passwordKey", &p12.password_key)?;
+                if p12.key == p12.password_key {
+                    return Err(ValidationError::invalid(
+                        "spec.importFrom.pkcs12.passwordKey",
+                        &p12.password_key,
+                        "must name another Secret entry than spec.importFrom.pkcs12.key",
+                    ));
+                }
+            }
         }
         Ok(())
     }

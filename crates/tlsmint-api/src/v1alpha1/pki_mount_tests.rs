@@ -56,6 +56,7 @@ fn full_spec() -> PkiMountSpec {
                 match_labels: Some([("tlsmint.io/trust".to_owned(), "true".to_owned())].into()),
                 ..LabelSelector::default()
             },
+            pkcs12: None,
         }),
     }
 }
@@ -206,6 +207,7 @@ fn serialises_import_and_external_signing_refs() {
     spec.signed_certificate_secret_ref = None;
     spec.import_from = Some(ImportFrom {
         secret_ref: SecretReference::new("old-ca"),
+        pkcs12: None,
     });
     let value = serde_json::to_value(&spec).unwrap();
     assert_eq!(
@@ -366,6 +368,7 @@ fn a_ca_comes_from_one_place_only() {
     spec.signed_certificate_secret_ref = None;
     spec.import_from = Some(ImportFrom {
         secret_ref: SecretReference::new("old"),
+        pkcs12: None,
     });
     assert!(matches!(
         spec.validate(),
@@ -381,8 +384,69 @@ fn a_ca_comes_from_one_place_only() {
     spec.signed_certificate_secret_ref = None;
     spec.import_from = Some(ImportFrom {
         secret_ref: SecretReference::new("Bad"),
+        pkcs12: None,
     });
     assert_eq!(field_of(spec), "spec.importFrom.secretRef.name");
+}
+
+#[test]
+fn pkcs12_import_defaults_and_checks() {
+    let spec: PkiMountSpec = serde_json::from_value(json!({
+        "type": "Root",
+        "subject": {"commonName": "Imported"},
+        "importFrom": {"secretRef": {"name": "old-ca"}, "pkcs12": {}},
+    }))
+    .unwrap();
+    let import = spec.import_from.clone().unwrap();
+    assert_eq!(import.pkcs12, Some(Pkcs12Import::default()));
+    assert_eq!(import.entries(), "keystore.p12 and password");
+    assert_eq!(
+        ImportFrom {
+            secret_ref: SecretReference::new("x"),
+            pkcs12: None
+        }
+        .entries(),
+        "tls.crt and tls.key"
+    );
+    assert_eq!(spec.validate(), Ok(()));
+    for (key, password_key, field) in [
+        ("", "password", "spec.importFrom.pkcs12.key"),
+        ("a/b", "password", "spec.importFrom.pkcs12.key"),
+        ("ca.p12", "..", "spec.importFrom.pkcs12.passwordKey"),
+        ("same", "same", "spec.importFrom.pkcs12.passwordKey"),
+    ] {
+        let mut bad = spec.clone();
+        bad.import_from.as_mut().unwrap().pkcs12 = Some(Pkcs12Import {
+            key: key.into(),
+            password_key: password_key.into(),
+        });
+        assert_eq!(field_of(bad), field, "{key:?}/{password_key:?}");
+    }
+}
+
+#[test]
+fn trust_store_defaults_and_checks() {
+    let mut spec: PkiMountSpec = serde_json::from_value(json!({
+        "type": "Root",
+        "subject": {"commonName": "Root"},
+        "trustBundle": {"namespaceSelector": {}, "pkcs12": {}},
+    }))
+    .unwrap();
+    let store = spec.trust_bundle.as_ref().unwrap().pkcs12.clone().unwrap();
+    assert_eq!(store.key, "truststore.p12");
+    assert_eq!(store.password, "");
+    assert_eq!(spec.validate(), Ok(()));
+    for key in ["ca.crt", "", "trust store"] {
+        spec.trust_bundle.as_mut().unwrap().pkcs12 = Some(TrustStorePkcs12 {
+            key: key.into(),
+            password: String::new(),
+        });
+        assert_eq!(
+            field_of(spec.clone()),
+            "spec.trustBundle.pkcs12.key",
+            "{key:?}"
+        );
+    }
 }
 
 #[test]

@@ -150,6 +150,26 @@ pub(crate) fn object_name(field: &str, name: &str) -> Result<(), ValidationError
     Ok(())
 }
 
+/// Checks that `key` is a valid key of a Secret's or ConfigMap's data (letters, digits,
+/// `-`, `_` and `.`, at most 253 characters, not `.` or `..`).
+pub(crate) fn secret_key(field: &str, key: &str) -> Result<(), ValidationError> {
+    require(field, key)?;
+    let ok = key.len() <= 253
+        && key != "."
+        && key != ".."
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        return Err(ValidationError::invalid(
+            field,
+            key,
+            "is not a valid Secret or ConfigMap key (letters, digits, '-', '_' and '.')",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks that `url` is an absolute `http://` or `https://` URL with a host and no spaces.
 pub(crate) fn http_url(field: &str, url: &str) -> Result<(), ValidationError> {
     let rest = url

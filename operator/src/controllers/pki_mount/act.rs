@@ -21,6 +21,7 @@ use tlsmint_ca::{CaConfig, CertificateAuthority, KeyEncoding, PendingIntermediat
 use super::super::Context;
 use super::super::apply::{self, MANAGED_BY, MANAGED_BY_LABEL, MOUNT_LABEL, text};
 use super::super::error::{Error, Result};
+use super::super::key_material::{KeyMaterial, MaterialError};
 use super::decide::Decision;
 use super::{Outcome, origin};
 use crate::controllers::pki_mount::decide::Origin;
@@ -362,19 +363,28 @@ fn load(inputs: &Inputs<'_>) -> Outcome {
     } else {
         reason::KEY_MISMATCH
     };
-    let secret = inputs.key_secret;
-    let (Some(certs), Some(key)) = (
-        secret.and_then(|s| text(s, tlsmint_api::TLS_CERT_FILE)),
-        secret.and_then(|s| text(s, tlsmint_api::TLS_KEY_FILE)),
-    ) else {
+    let import_from = inputs.mount.spec.import_from.as_ref();
+    let Some(secret) = inputs.key_secret else {
         return Outcome::not_ready(
             reason::KEY_MISSING,
-            format!("Secret {} must hold tls.crt and tls.key", inputs.key_name),
+            format!("Secret {} does not exist", inputs.key_name),
         );
     };
-    let ca = match CertificateAuthority::from_pem(&inputs.mount.name_any(), certs, key) {
+    let material = match KeyMaterial::read(secret, inputs.key_name, import_from) {
+        Ok(material) => material,
+        Err(e @ MaterialError::Missing { .. }) => {
+            return Outcome::not_ready(reason::KEY_MISSING, e.to_string());
+        }
+        Err(e) => return Outcome::not_ready(broken, tlsmint_ca::report(&e)),
+    };
+    let ca = match material.into_ca(&inputs.mount.name_any()) {
         Ok(ca) => ca,
-        Err(e) => return Outcome::not_ready(broken, format!("Secret {}: {e}", inputs.key_name)),
+        Err(e) => {
+            return Outcome::not_ready(
+                broken,
+                format!("Secret {}: {}", inputs.key_name, tlsmint_ca::report(&e)),
+            );
+        }
     };
     let published = inputs
         .mount

@@ -92,9 +92,15 @@ pub enum Decision {
 
 use tlsmint_api::conditions::reason;
 
-/// Decides the next step for a mount. `key_secret_name` and `parent_name` are only used in
-/// messages.
-pub fn decide(facts: &Facts, key_secret_name: &str, parent_name: &str) -> Decision {
+/// Decides the next step for a mount. `key_secret_name`, `parent_name` and
+/// `import_entries` (what an import Secret must hold, e.g. `tls.crt and tls.key`) are only
+/// used in messages.
+pub fn decide(
+    facts: &Facts,
+    key_secret_name: &str,
+    parent_name: &str,
+    import_entries: &str,
+) -> Decision {
     let not_ready = |reason: &'static str, message: String| Decision::NotReady { reason, message };
     if let Some(error) = &facts.spec_error {
         return not_ready(reason::INVALID_SPEC, error.clone());
@@ -123,7 +129,7 @@ pub fn decide(facts: &Facts, key_secret_name: &str, parent_name: &str) -> Decisi
                 } else {
                     reason::IMPORT_FAILED
                 },
-                format!("Secret {key_secret_name} must hold both tls.crt and tls.key"),
+                format!("Secret {key_secret_name} must hold both {import_entries}"),
             ),
         };
     }
@@ -248,7 +254,7 @@ mod tests {
             (facts(Import, false, BOTH), Decision::Load),
         ];
         for (f, want) in table {
-            assert_eq!(decide(&f, "k", "p"), want, "{f:?}");
+            assert_eq!(decide(&f, "k", "p", "tls.crt and tls.key"), want, "{f:?}");
         }
     }
 
@@ -268,7 +274,7 @@ mod tests {
             (facts(Parent, false, KEY_ONLY), "KeyMismatch"),
         ];
         for (f, want) in table {
-            let d = decide(&f, "k", "p");
+            let d = decide(&f, "k", "p", "tls.crt and tls.key");
             assert_eq!(reason_of(&d), want, "{f:?} -> {d:?}");
         }
     }
@@ -304,7 +310,7 @@ mod tests {
             (facts(Import, false, Foreign), "ImportFailed"),
         ];
         for (f, want) in table {
-            let d = decide(&f, "k", "p");
+            let d = decide(&f, "k", "p", "tls.crt and tls.key");
             assert_eq!(reason_of(&d), want, "{f:?} -> {d:?}");
         }
     }

@@ -66,7 +66,13 @@ async fn reconcile_inner(mount: &PkiMount, ctx: &Context) -> Result<Action> {
         .as_ref()
         .map(|p| p.name.as_str())
         .unwrap_or_default();
-    let decision = decide::decide(&facts, &key_name, parent_name);
+    let import_entries = mount
+        .spec
+        .import_from
+        .as_ref()
+        .map(|i| i.entries())
+        .unwrap_or_default();
+    let decision = decide::decide(&facts, &key_name, parent_name, &import_entries);
     tracing::debug!(?decision, "decided");
     let outcome = act::act(
         decision,
@@ -130,10 +136,11 @@ fn observe(
     let key_secret = match key_secret {
         None => KeySecret::Missing,
         Some(s) if origin != Origin::Import && !is_controlled_by(s, &uid) => KeySecret::Foreign,
-        Some(s) => KeySecret::Present {
-            has_key: filled(s, tlsmint_api::TLS_KEY_FILE),
-            has_cert: filled(s, tlsmint_api::TLS_CERT_FILE),
-        },
+        Some(s) => {
+            let (has_key, has_cert) =
+                super::key_material::entries_present(s, mount.spec.import_from.as_ref());
+            KeySecret::Present { has_key, has_cert }
+        }
     };
     let parent = match &mount.spec.parent_ref {
         None => Parent::Missing,
