@@ -1,4 +1,5 @@
-//! The command line: `tlsmint-operator run` and `tlsmint-operator dev`.
+//! The command line: `tlsmint-operator run`, `tlsmint-operator dev` and
+//! `tlsmint-operator migrate`.
 //! Each mode owns its own argument struct, next to its code.
 
 use clap::{Parser, Subcommand};
@@ -23,4 +24,6 @@ pub enum Command {
     /// Run the issuance APIs on this machine with no cluster, in memory, like
     /// `vault server -dev`.
     Dev(crate::dev::DevArgs),
+    /// Write tlsmint objects from another PKI's configuration (`migrate from-vault`).
+    Migrate(crate::migrate::MigrateArgs),
 }

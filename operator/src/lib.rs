@@ -14,6 +14,7 @@ pub mod dev;
 pub mod injector_tls;
 pub mod issuance;
 pub mod leader;
+pub mod migrate;
 pub mod registry;
 pub mod revocation;
 pub mod run;

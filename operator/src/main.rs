@@ -4,7 +4,7 @@
 //! its error.
 
 use clap::Parser;
-use tlsmint_operator::{cli, dev, run};
+use tlsmint_operator::{cli, dev, migrate, run};
 
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
@@ -19,6 +19,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             cli::Command::Run(args) => run::run(args).await,
             cli::Command::Dev(args) => dev::run(args).await,
+            cli::Command::Migrate(args) => migrate::run(args).await,
         }
     })
 }

@@ -23,6 +23,7 @@ mod token_lookup;
 pub mod tokens;
 
 pub use admin::DevAdmin;
+pub(crate) use role_write::from_vault_role;
 
 use std::sync::Arc;
 

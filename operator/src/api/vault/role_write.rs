@@ -166,77 +166,167 @@ fn vault_defaults(mount: &MountEntry) -> IssuerRoleSpec {
     spec
 }
 
-/// Applies Vault's role fields to `spec`.
+/// Applies Vault's role fields to `spec`; a field whose value tlsmint cannot honour is
+/// an error.
 fn apply(
     spec: &mut IssuerRoleSpec,
     fields: &Map<String, Value>,
     warnings: &mut Vec<String>,
 ) -> Result<(), ApiError> {
-    let mut unknown = Vec::new();
-    let mut key_type = None;
-    let mut key_bits = None;
-    for (field, value) in fields {
-        let f = field.as_str();
-        match f {
-            "allowed_domains" => spec.allowed_domains = list(f, value)?,
-            "allow_bare_domains" => spec.allow_bare_domains = flag(f, value)?,
-            "allow_subdomains" => spec.allow_subdomains = flag(f, value)?,
-            "allow_glob_domains" => spec.allow_glob_domains = flag(f, value)?,
-            "allow_wildcard_certificates" => spec.allow_wildcard_certificates = flag(f, value)?,
-            "allow_localhost" => spec.allow_localhost = flag(f, value)?,
-            "allow_any_name" => spec.allow_any_name = flag(f, value)?,
-            "enforce_hostnames" => spec.enforce_hostnames = flag(f, value)?,
-            "allow_ip_sans" => spec.allow_ip_sans = flag(f, value)?,
-            "allowed_uri_sans" => spec.allowed_uri_sans = list(f, value)?,
-            "require_cn" => spec.require_common_name = flag(f, value)?,
-            "server_flag" => spec.server_flag = flag(f, value)?,
-            "client_flag" => spec.client_flag = flag(f, value)?,
-            "code_signing_flag" => set_ext(spec, ExtKeyUsage::CodeSigning, flag(f, value)?),
-            "email_protection_flag" => set_ext(spec, ExtKeyUsage::EmailProtection, flag(f, value)?),
-            "key_usage" => spec.key_usages = key_usages(&list(f, value)?)?,
-            "ext_key_usage" => ext_key_usages(spec, &list(f, value)?)?,
-            "key_type" => key_type = Some(text(f, value)?),
-            "key_bits" => key_bits = Some(text(f, value)?),
-            "ttl" => spec.ttl = duration(f, value)?,
-            "max_ttl" => spec.max_ttl = duration(f, value)?,
-            "not_before_duration" => spec.not_before_duration = duration(f, value)?,
-            "organization" | "ou" | "country" | "locality" | "province" => {
-                subject_field(spec, f, list(f, value)?)
-            }
-            "tlsmint_subjects" => spec.subjects = subjects(&list(f, value)?)?,
-            _ => {
-                if let Some((_, want, why)) = FIXED.iter().find(|(name, ..)| *name == f) {
-                    if flag(f, value)? != *want {
-                        return Err(ApiError::InvalidArgument(format!(
-                            "{f}={}: tlsmint supports only {f}={want} ({why})",
-                            !want
-                        )));
-                    }
-                } else if EMPTY_ONLY.contains(&f) {
-                    if !list(f, value)?.is_empty() {
-                        return Err(ApiError::InvalidArgument(format!(
-                            "{f}: tlsmint has no equivalent; only an empty value is accepted"
-                        )));
-                    }
-                } else if NO_EFFECT.contains(&f) {
-                    warnings.push(format!("{f} has no effect in tlsmint"));
-                } else {
-                    unknown.push(clip(f));
-                }
-            }
-        }
-    }
-    if key_type.is_some() || key_bits.is_some() {
-        spec.key = role_key(spec.key, key_type, key_bits, warnings)?;
-    }
+    let unknown = apply_fields(spec, fields, warnings, None)?;
     if !unknown.is_empty() {
-        unknown.sort();
         warnings.push(format!(
             "Endpoint ignored these unrecognized parameters: [{}]",
             unknown.join(" ")
         ));
     }
     Ok(())
+}
+
+/// A Vault role as Vault reads it back (`GET <mount>/roles/<name>`, every field with its
+/// value) turned into an IssuerRole spec on `mount` for `tlsmint-operator migrate`: what
+/// carries over is set, and every field that has no tlsmint equivalent, differs, or was
+/// refused is a line of the returned report instead of an error. Vault's defaults that
+/// are tlsmint's behaviour (e.g. `use_csr_sans: true`) produce no line.
+pub(crate) fn from_vault_role(
+    mount: &str,
+    fields: &Map<String, Value>,
+) -> (IssuerRoleSpec, Vec<String>) {
+    let mut spec = IssuerRoleSpec::new(mount);
+    let mut warnings = Vec::new();
+    let mut report = Vec::new();
+    // With a report, faults go into it; an error here would be a bug, still reported.
+    match apply_fields(&mut spec, fields, &mut warnings, Some(&mut report)) {
+        Ok(unknown) if !unknown.is_empty() => warnings.push(format!(
+            "no tlsmint equivalent, not carried over: [{}]",
+            unknown.join(" ")
+        )),
+        Ok(_) => {}
+        Err(e) => report.push(e.to_string()),
+    }
+    report.extend(warnings);
+    (spec, report)
+}
+
+/// The field loop of [`apply`] and [`from_vault_role`]: with `report`, a field that
+/// cannot be honoured is recorded there and skipped; without, it is an error. Returns the
+/// fields tlsmint does not know, sorted.
+fn apply_fields(
+    spec: &mut IssuerRoleSpec,
+    fields: &Map<String, Value>,
+    warnings: &mut Vec<String>,
+    mut report: Option<&mut Vec<String>>,
+) -> Result<Vec<String>, ApiError> {
+    let mut unknown = Vec::new();
+    let mut key_type = None;
+    let mut key_bits = None;
+    for (field, value) in fields {
+        let f = field.as_str();
+        let applied = match f {
+            "key_type" => text(f, value).map(|t| key_type = Some(t)),
+            "key_bits" => text(f, value).map(|t| key_bits = Some(t)),
+            _ => apply_field(spec, f, value, warnings, &mut unknown),
+        };
+        match (applied, report.as_deref_mut()) {
+            (Ok(()), _) => {}
+            (Err(e), Some(report)) => report.push(format!("{e} (not carried over)")),
+            (Err(e), None) => return Err(e),
+        }
+    }
+    if key_type.is_some() || key_bits.is_some() {
+        match (role_key(spec.key, key_type, key_bits, warnings), report) {
+            (Ok(key), _) => spec.key = key,
+            (Err(e), Some(report)) => report.push(format!("{e} (not carried over)")),
+            (Err(e), None) => return Err(e),
+        }
+    }
+    unknown.sort();
+    Ok(unknown)
+}
+
+/// Applies one Vault role field (other than `key_type`/`key_bits`) to `spec`.
+fn apply_field(
+    spec: &mut IssuerRoleSpec,
+    f: &str,
+    value: &Value,
+    warnings: &mut Vec<String>,
+    unknown: &mut Vec<String>,
+) -> Result<(), ApiError> {
+    match f {
+        "allowed_domains" => spec.allowed_domains = list(f, value)?,
+        "allow_bare_domains" => spec.allow_bare_domains = flag(f, value)?,
+        "allow_subdomains" => spec.allow_subdomains = flag(f, value)?,
+        "allow_glob_domains" => spec.allow_glob_domains = flag(f, value)?,
+        "allow_wildcard_certificates" => spec.allow_wildcard_certificates = flag(f, value)?,
+        "allow_localhost" => spec.allow_localhost = flag(f, value)?,
+        "allow_any_name" => spec.allow_any_name = flag(f, value)?,
+        "enforce_hostnames" => spec.enforce_hostnames = flag(f, value)?,
+        "allow_ip_sans" => spec.allow_ip_sans = flag(f, value)?,
+        "allowed_uri_sans" => spec.allowed_uri_sans = list(f, value)?,
+        "require_cn" => spec.require_common_name = flag(f, value)?,
+        "server_flag" => spec.server_flag = flag(f, value)?,
+        "client_flag" => spec.client_flag = flag(f, value)?,
+        "code_signing_flag" => set_ext(spec, ExtKeyUsage::CodeSigning, flag(f, value)?),
+        "email_protection_flag" => set_ext(spec, ExtKeyUsage::EmailProtection, flag(f, value)?),
+        "key_usage" => spec.key_usages = key_usages(&list(f, value)?)?,
+        "ext_key_usage" => ext_key_usages(spec, &list(f, value)?)?,
+        // 0 is Vault's "the mount's default"; tlsmint's role defaults stay.
+        "ttl" | "max_ttl" => {
+            let d = duration(f, value)?;
+            if d.as_std().is_zero() {
+                if f == "ttl" {
+                    warnings.push(
+                        "ttl 0 (in Vault: the mount's default lease TTL) keeps tlsmint's role default of 1h".into(),
+                    );
+                }
+            } else if f == "ttl" {
+                spec.ttl = d;
+            } else {
+                spec.max_ttl = d;
+            }
+        }
+        "not_before_duration" => spec.not_before_duration = duration(f, value)?,
+        "organization" | "ou" | "country" | "locality" | "province" => {
+            subject_field(spec, f, list(f, value)?)
+        }
+        "tlsmint_subjects" => spec.subjects = subjects(&list(f, value)?)?,
+        _ => {
+            if let Some((_, want, why)) = FIXED.iter().find(|(name, ..)| *name == f) {
+                if flag(f, value)? != *want {
+                    return Err(ApiError::InvalidArgument(format!(
+                        "{f}={}: tlsmint supports only {f}={want} ({why})",
+                        !want
+                    )));
+                }
+            } else if EMPTY_ONLY.contains(&f) {
+                if !list(f, value)?.is_empty() {
+                    return Err(ApiError::InvalidArgument(format!(
+                        "{f}: tlsmint has no equivalent; only an empty value is accepted"
+                    )));
+                }
+            } else if NO_EFFECT.contains(&f) {
+                if !is_empty_value(value) {
+                    warnings.push(format!("{f} has no effect in tlsmint"));
+                }
+            } else {
+                unknown.push(clip(f));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a field's value is its "not set" form (`""`, `[]`, `null`, `false`, `0`), for
+/// which "has no effect" is not worth a warning.
+fn is_empty_value(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    }
 }
 
 fn text(field: &str, value: &Value) -> Result<String, ApiError> {
