@@ -150,6 +150,12 @@ pub struct InjectionArgs {
         action = clap::ArgAction::Set
     )]
     pub allow_reload_url: bool,
+
+    /// How often the agent re-reads the mount's trusted roots and rewrites ca.crt when
+    /// they change (its --trust-refresh-interval, e.g. 30s). Unset: the agent's default
+    /// (60s). Keep it below the PkiMounts' spec.rotation.propagationDelay.
+    #[arg(long, env = "TLSMINT_AGENT_TRUST_REFRESH_INTERVAL")]
+    pub agent_trust_refresh_interval: Option<tlsmint_api::Duration>,
 }
 
 /// Settings the mutation reads (flags plus the API's CA, read once at start).
@@ -181,6 +187,8 @@ pub struct Injection {
     pub reload_signals: Vec<ReloadSignal>,
     /// Whether pods may ask for a reload call.
     pub allow_reload_url: bool,
+    /// The agent's trust refresh interval, if not its default.
+    pub agent_trust_refresh_interval: Option<tlsmint_api::Duration>,
 }
 
 impl InjectionArgs {
@@ -220,6 +228,7 @@ impl InjectionArgs {
             agent_log_level: self.agent_log_level.clone(),
             reload_signals,
             allow_reload_url: self.allow_reload_url,
+            agent_trust_refresh_interval: self.agent_trust_refresh_interval,
         })
     }
 }

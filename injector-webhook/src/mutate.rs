@@ -407,6 +407,9 @@ fn agent(ann: &PodAnnotations, cfg: &Injection, pod_user: Option<i64>) -> Contai
         env("TLSMINT_TOKEN_FILE", format!("{TOKEN_DIR}/token")),
         env("TLSMINT_ROLE", ann.role.clone()),
     ];
+    if let Some(interval) = cfg.agent_trust_refresh_interval {
+        vars.push(env("TLSMINT_TRUST_REFRESH_INTERVAL", interval.to_string()));
+    }
     if let Some(ca) = &cfg.api_ca_pem {
         vars.push(env("TLSMINT_API_CA", ca.clone()));
     }

@@ -90,3 +90,37 @@ fn golden_files() {
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
+
+/// `--agent-trust-refresh-interval` reaches the agent as its own variable, in a form the
+/// agent's flag parser reads back; unset, the agent keeps its default (no variable).
+#[test]
+fn the_trust_refresh_interval_is_passed_only_when_set() {
+    let pod: Pod = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(golden_dir().join("with-volumes.input.yaml")).unwrap(),
+    )
+    .unwrap();
+    let agent_env = |cfg: &tlsmint_injector::config::Injection| {
+        let Ok(Outcome::Mutated(after)) = mutate(&pod, cfg) else {
+            panic!("not mutated")
+        };
+        let spec = after.spec.unwrap();
+        let agent = spec
+            .init_containers
+            .unwrap()
+            .into_iter()
+            .find(|c| c.name == "tlsmint-agent")
+            .unwrap();
+        agent.env.unwrap()
+    };
+    let name = "TLSMINT_TRUST_REFRESH_INTERVAL";
+    assert!(!agent_env(&injection()).iter().any(|e| e.name == name));
+    let mut cfg = injection();
+    cfg.agent_trust_refresh_interval = Some("90s".parse().unwrap());
+    let value = agent_env(&cfg)
+        .into_iter()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value)
+        .unwrap();
+    let parsed: tlsmint_api::Duration = value.parse().unwrap();
+    assert_eq!(parsed.as_std().as_secs(), 90, "{value}");
+}

@@ -22,6 +22,7 @@ pub fn injection() -> Injection {
         agent_log_level: "info".into(),
         reload_signals: vec![ReloadSignal::Hup, ReloadSignal::Usr1, ReloadSignal::Usr2],
         allow_reload_url: true,
+        agent_trust_refresh_interval: None,
     }
 }
 
