@@ -207,17 +207,18 @@ fn mount_of(
         );
         return None;
     };
-    let Ok(der) = tlsmint_ca::pem::decode_certificate(&issuer.certificate) else {
-        note(
-            out,
-            format!(
-                "issuer {}: its certificate is unreadable; not migrated",
-                issuer.id
-            ),
-        );
-        return None;
-    };
-    let Ok((_, cert)) = X509Certificate::from_der(&der) else {
+    let parsed = tlsmint_ca::pem::decode_certificate(&issuer.certificate)
+        .ok()
+        .and_then(|der| {
+            let cert = X509Certificate::from_der(&der).ok()?.1;
+            Some((
+                common_name(&cert),
+                distinguished_name(&cert),
+                key_spec(&cert),
+                der,
+            ))
+        });
+    let Some((cn, names, key, der)) = parsed else {
         note(
             out,
             format!(
@@ -234,13 +235,13 @@ fn mount_of(
         } else {
             MountType::Intermediate
         },
-        common_name(&cert).unwrap_or_else(|| name.to_owned()),
+        cn.unwrap_or_else(|| name.to_owned()),
     );
     spec.subject = CaSubject {
         common_name: spec.subject.common_name.clone(),
-        names: distinguished_name(&cert),
+        names,
     };
-    if let Some(key) = key_spec(&cert) {
+    if let Some(key) = key {
         spec.key = key;
     }
     if name != path {
