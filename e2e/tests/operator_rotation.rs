@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use k8s_openapi::api::certificates::v1beta1::ClusterTrustBundle;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -227,6 +228,23 @@ async fn a_rekeyed_root_is_trusted_before_it_signs_and_retired_after_the_last_ol
     )
     .await
     .unwrap();
+    // The ClusterTrustBundles too: the mount's own and the role's signer-linked one.
+    let bundles: Api<ClusterTrustBundle> = Api::all(env.client.clone());
+    let bundle_names = [
+        format!("tlsmint-{int}"),
+        format!("pki.tlsmint.io:{role}:{int}"),
+    ];
+    for bundle in &bundle_names {
+        wait_for(
+            &bundles,
+            bundle,
+            LONG,
+            "the ClusterTrustBundle holds both roots",
+            |b| certs_in(&b.spec.trust_bundle) == 2,
+        )
+        .await
+        .unwrap();
+    }
     let still = mounts.get(&root).await.unwrap();
     assert_eq!(
         phase(&still),
@@ -382,6 +400,17 @@ async fn a_rekeyed_root_is_trusted_before_it_signs_and_retired_after_the_last_ol
     )
     .await
     .unwrap();
+    for bundle in &bundle_names {
+        wait_for(
+            &bundles,
+            bundle,
+            LONG,
+            "the ClusterTrustBundle holds only the new root",
+            |b| b.spec.trust_bundle.trim() == new_root.trim(),
+        )
+        .await
+        .unwrap();
+    }
     let int_now = mounts.get(&int).await.unwrap();
     assert_eq!(trusted(&int_now), std::slice::from_ref(&new_root));
     assert_eq!(phase(&int_now), Some(RotationPhase::Retired));
