@@ -4,8 +4,10 @@
 //! the operator; a certificate from the migrated role verifies to the same root as one
 //! the source issued.
 //!
-//! The source is `tlsmint-operator dev --empty`, which answers the tutorial's calls as
-//! Vault does (docs/api.md). A real Vault server is not built here yet (issue 15).
+//! Two sources, the same test: a real Vault server (v1.21.4 in dev mode, built from the Go
+//! module proxy by `scripts/install-vault`, cached; `TLSMINT_VAULT_BIN` names another
+//! binary), and `tlsmint-operator dev --empty`, which answers the tutorial's calls as Vault
+//! does (docs/api.md).
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
@@ -24,14 +26,43 @@ use tlsmint_e2e::{DeleteOnDrop, TestNamespace, wait_for};
 const LONG: Duration = Duration::from_secs(120);
 const TOKEN: &str = "e2e-root-token";
 
-/// A Vault-API server: `tlsmint-operator dev --empty`, killed on drop.
+/// Which server plays Vault.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    /// HashiCorp Vault, `vault server -dev`.
+    Vault,
+    /// `tlsmint-operator dev --empty`.
+    TlsmintDev,
+}
+
+/// The Vault binary: `TLSMINT_VAULT_BIN`, else what `scripts/install-vault` prints (cached
+/// by scripts/install-deps; built here, with its progress on stderr, if it was not).
+fn vault_bin() -> std::path::PathBuf {
+    if let Some(bin) = std::env::var_os("TLSMINT_VAULT_BIN") {
+        return bin.into();
+    }
+    let script = tlsmint_e2e::operator::workspace_root().join("scripts/install-vault");
+    let out = std::process::Command::new(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("running scripts/install-vault");
+    assert!(out.status.success(), "scripts/install-vault failed");
+    let path = String::from_utf8(out.stdout).unwrap();
+    path.lines()
+        .last()
+        .expect("install-vault printed no path")
+        .trim()
+        .into()
+}
+
+/// A Vault-API server, killed on drop.
 struct Source {
     addr: SocketAddr,
     _child: tokio::process::Child,
 }
 
 impl Source {
-    async fn start(dir: &Path) -> Source {
+    async fn start(kind: Kind, dir: &Path) -> Source {
         let port = |_: ()| {
             std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -40,12 +71,28 @@ impl Source {
         };
         let (http, grpc) = (port(()), port(()));
         let log = std::fs::File::create(dir.join("source.log")).unwrap();
-        let child = tokio::process::Command::new(operator_bin().unwrap())
-            .args(["dev", "--empty", "--dev-root-token-id", TOKEN])
-            .arg("--http-addr")
-            .arg(http.to_string())
-            .arg("--grpc-addr")
-            .arg(grpc.to_string())
+        let mut command = match kind {
+            Kind::TlsmintDev => {
+                let mut c = tokio::process::Command::new(operator_bin().unwrap());
+                c.args(["dev", "--empty", "--dev-root-token-id", TOKEN])
+                    .arg("--http-addr")
+                    .arg(http.to_string())
+                    .arg("--grpc-addr")
+                    .arg(grpc.to_string());
+                c
+            }
+            Kind::Vault => {
+                let mut c = tokio::process::Command::new(vault_bin());
+                c.args(["server", "-dev"])
+                    .arg(format!("-dev-root-token-id={TOKEN}"))
+                    .arg(format!("-dev-listen-address={http}"))
+                    .env("HOME", dir)
+                    .env_remove("VAULT_ADDR")
+                    .env_remove("VAULT_TOKEN");
+                c
+            }
+        };
+        let child = command
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .kill_on_drop(true)
@@ -95,15 +142,26 @@ fn data<'a>(answer: &'a Value, key: &str) -> &'a str {
 }
 
 #[tokio::test]
-async fn a_migrated_tutorial_hierarchy_issues_under_the_same_root() {
-    let env = OperatorEnv::new("op-migrate").await.unwrap();
+async fn a_hierarchy_migrated_from_vault_issues_under_the_same_root() {
+    migrated_hierarchy_issues_under_the_same_root(Kind::Vault, "op-mig-vault").await;
+}
+
+#[tokio::test]
+async fn a_hierarchy_migrated_from_tlsmint_dev_issues_under_the_same_root() {
+    migrated_hierarchy_issues_under_the_same_root(Kind::TlsmintDev, "op-mig-dev").await;
+}
+
+async fn migrated_hierarchy_issues_under_the_same_root(kind: Kind, prefix: &str) {
+    let env = OperatorEnv::new(prefix).await.unwrap();
     let _operator = env.start_operator("replica-a").await.unwrap();
-    let apps = TestNamespace::create(&env.client, "op-migrate-apps")
+    let apps = TestNamespace::create(&env.client, &format!("{prefix}-apps"))
         .await
         .unwrap();
     let dir = env.dir.join("migrate");
     std::fs::create_dir_all(&dir).unwrap();
-    let source = Source::start(&dir).await;
+    let source = Source::start(kind, &dir).await;
+    // IssuerRoles are cluster-wide: a name of its own per test.
+    let role = name("web");
 
     // Vault's PKI tutorial, command for command (as HTTP calls).
     let root = name("pki");
@@ -164,13 +222,13 @@ async fn a_migrated_tutorial_hierarchy_issues_under_the_same_root() {
         .await;
     source
         .write(
-            &format!("{int}/roles/example-dot-com"),
+            &format!("{int}/roles/{role}"),
             json!({"allowed_domains": "example.com", "allow_subdomains": true, "max_ttl": "720h"}),
         )
         .await;
     let issued = source
         .write(
-            &format!("{int}/issue/example-dot-com"),
+            &format!("{int}/issue/{role}"),
             json!({"common_name": "before.example.com", "ttl": "24h"}),
         )
         .await;
@@ -272,26 +330,25 @@ async fn a_migrated_tutorial_hierarchy_issues_under_the_same_root() {
     );
     let int_status = mounts.get(&int_name).await.unwrap();
     assert_eq!(int_status.spec.path.as_deref(), Some(int.as_str()));
-    wait_for(
-        &roles,
-        "example-dot-com",
-        LONG,
-        "the migrated role Ready",
-        |r| is_ready(r.status.as_ref().map(|s| &s.conditions)),
-    )
+    wait_for(&roles, &role, LONG, "the migrated role Ready", |r| {
+        is_ready(r.status.as_ref().map(|s| &s.conditions))
+    })
     .await
     .unwrap();
 
     // A certificate from the migrated role verifies to the same root as the source's.
-    env.create_request(
+    // With a common name: Vault's roles default to require_cn=true, and the migrated
+    // IssuerRole keeps it (requireCommonName), so a request without one is Denied.
+    let requests: Api<CertificateRequest> = Api::namespaced(env.client.clone(), apps.name());
+    let mut request = env.request(
         apps.name(),
         "after",
-        "example-dot-com",
+        &role,
+        "after-tls",
         &["after.example.com"],
-    )
-    .await
-    .unwrap();
-    let requests: Api<CertificateRequest> = Api::namespaced(env.client.clone(), apps.name());
+    );
+    request.spec.common_name = Some("after.example.com".into());
+    requests.create(&pp, &request).await.unwrap();
     wait_for(&requests, "after", LONG, "the request Ready", |cr| {
         is_ready(cr.status.as_ref().map(|s| &s.conditions))
     })
